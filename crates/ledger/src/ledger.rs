@@ -435,26 +435,27 @@ impl Ledger {
             }
             return Ok(*pending);
         }
+        // A resolution proves the id was a pending transfer; it may have been made in this
+        // very batch (by an expiry), after the engine's prefetch.
+        match prior.resolutions.get(&pending_id) {
+            Some(TransferKind::PostPending) => return Err(TransferCode::PendingAlreadyPosted),
+            Some(TransferKind::Expiry) => return Err(TransferCode::PendingExpired),
+            Some(_) => return Err(TransferCode::PendingAlreadyVoided),
+            None => {}
+        }
         let kind = match prior.known.get(&pending_id) {
             None | Some(Known::Rejected(_)) => return Err(TransferCode::PendingNotFound),
             Some(Known::Applied(transfer)) => transfer.kind,
             Some(Known::InBatch(index)) => out.transfers[*index].kind,
         };
-        if kind != TransferKind::Pending {
-            return Err(TransferCode::PendingIdNotPending);
+        if kind == TransferKind::Pending {
+            debug_assert!(
+                false,
+                "engine did not prefetch the resolution of {pending_id:?}"
+            );
+            return Err(TransferCode::PendingNotFound);
         }
-        Err(match prior.resolutions.get(&pending_id) {
-            Some(TransferKind::PostPending) => TransferCode::PendingAlreadyPosted,
-            Some(TransferKind::Expiry) => TransferCode::PendingExpired,
-            Some(_) => TransferCode::PendingAlreadyVoided,
-            None => {
-                debug_assert!(
-                    false,
-                    "engine did not prefetch the resolution of {pending_id:?}"
-                );
-                TransferCode::PendingNotFound
-            }
-        })
+        Err(TransferCode::PendingIdNotPending)
     }
 
     /// The two accounts of a new transfer, checked for existence, currency and closure.

@@ -1,0 +1,509 @@
+//! The single writer of a ledger.
+//!
+//! Callers on any thread or task put requests into a bounded queue (a full queue makes them
+//! wait: back-pressure, not unbounded memory). The writer thread takes everything queued, up
+//! to a bounded batch, and for that batch:
+//! 1. prefetches what it touches: accounts not yet in memory, stored transfers for ids that the
+//!    Bloom filter cannot rule out, and how pending transfers were resolved;
+//! 2. voids expired pending transfers, then applies the requests in arrival order;
+//! 3. commits the batch in one durable transaction;
+//! 4. only then answers each caller.
+//!
+//! Accounts stay in memory once loaded, so a hot account costs what a cold one does. If a
+//! commit fails, memory may be ahead of storage: the writer throws its state away and rebuilds
+//! it from storage before the next batch, and the callers of the failed batch get an error
+//! (nothing of that batch was written).
+
+use crate::filter::IdFilter;
+use crate::{Clock, Store, StoreError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use zhifu_ledger::{
+    Account, AccountCode, AccountId, BatchOutput, Ledger, NewAccount, NewTransfer, Prior,
+    TransferCode, TransferId, TransferOp,
+};
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Requests waiting in the queue before submitters wait.
+    pub queue_requests_max: usize,
+    /// Transfers (and accounts) in one batch, roughly: the writer stops taking requests once
+    /// it has this many, so a batch holds at most this plus one request.
+    pub batch_items_max: usize,
+    /// Transfers or accounts in one request.
+    pub request_items_max: usize,
+    /// Pending transfers expired per batch; the rest wait for the next one.
+    pub expiries_per_batch_max: usize,
+    /// How long an idle writer sleeps before it looks for expired pending transfers.
+    pub idle_wake_ms: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            queue_requests_max: 16_384,
+            batch_items_max: 8_192,
+            request_items_max: 8_190,
+            expiries_per_batch_max: 1_024,
+            idle_wake_ms: 100,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    #[error("a request must hold at least one item")]
+    RequestEmpty,
+    #[error("a request holds {count} items, more than the {max} allowed")]
+    RequestTooLarge { count: usize, max: usize },
+    #[error("the ledger is stopped")]
+    Stopped,
+    #[error("the ledger could not write this batch; nothing of it was applied: {0}")]
+    Storage(String),
+}
+
+impl EngineError {
+    /// The stable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EngineError::RequestEmpty => "REQUEST_EMPTY",
+            EngineError::RequestTooLarge { .. } => "REQUEST_TOO_LARGE",
+            EngineError::Stopped => "LEDGER_STOPPED",
+            EngineError::Storage(_) => "LEDGER_STORAGE_FAILED",
+        }
+    }
+}
+
+type Reply<T> = flume::Sender<Result<T, EngineError>>;
+
+enum Command {
+    OpenAccounts(Vec<NewAccount>, Reply<Vec<AccountCode>>),
+    CreateTransfers(Vec<NewTransfer>, Reply<Vec<TransferCode>>),
+    CloseAccount(AccountId, Reply<AccountCode>),
+}
+
+enum Answer {
+    Accounts(Vec<AccountCode>),
+    Transfers(Vec<TransferCode>),
+    Close(AccountCode),
+}
+
+impl Command {
+    fn items(&self) -> usize {
+        match self {
+            Command::OpenAccounts(accounts, _) => accounts.len(),
+            Command::CreateTransfers(transfers, _) => transfers.len(),
+            Command::CloseAccount(..) => 1,
+        }
+    }
+
+    /// A caller that gave up waiting is no error of the writer's: its send fails, quietly.
+    fn answer(self, answer: Result<Answer, EngineError>) {
+        match (self, answer) {
+            (Command::OpenAccounts(_, reply), Ok(Answer::Accounts(codes))) => {
+                drop(reply.send(Ok(codes)))
+            }
+            (Command::CreateTransfers(_, reply), Ok(Answer::Transfers(codes))) => {
+                drop(reply.send(Ok(codes)))
+            }
+            (Command::CloseAccount(_, reply), Ok(Answer::Close(code))) => {
+                drop(reply.send(Ok(code)))
+            }
+            (Command::OpenAccounts(_, reply), Err(e)) => drop(reply.send(Err(e))),
+            (Command::CreateTransfers(_, reply), Err(e)) => drop(reply.send(Err(e))),
+            (Command::CloseAccount(_, reply), Err(e)) => drop(reply.send(Err(e))),
+            _ => unreachable!("answer kind matches its command"),
+        }
+    }
+}
+
+/// Counters the writer keeps, for benchmarks and `/metrics`.
+#[derive(Default, Debug)]
+pub struct EngineStats {
+    pub batches: AtomicU64,
+    pub transfers: AtomicU64,
+    pub commit_failures: AtomicU64,
+}
+
+/// The handle through which everyone writes to one ledger. Dropping it lets the writer finish
+/// what is queued, then stops it.
+pub struct Engine {
+    sender: Option<flume::Sender<Command>>,
+    writer: Option<JoinHandle<()>>,
+    request_items_max: usize,
+    stats: Arc<EngineStats>,
+}
+
+impl Engine {
+    /// Recovers the ledger's state from `store` and starts the writer thread.
+    pub fn start(
+        store: Box<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Result<Engine, StoreError> {
+        assert!(
+            config.batch_items_max > 0
+                && config.request_items_max > 0
+                && config.queue_requests_max > 0
+        );
+        let (sender, receiver) = flume::bounded(config.queue_requests_max);
+        let stats = Arc::new(EngineStats::default());
+        let mut writer = Writer {
+            store,
+            clock,
+            config: config.clone(),
+            ledger: Ledger::new(),
+            filter: IdFilter::with_capacity(0),
+            receiver,
+            prior: Prior::default(),
+            out: BatchOutput::default(),
+            stats: stats.clone(),
+            healthy: false,
+        };
+        writer.recover()?;
+        let writer = std::thread::Builder::new()
+            .name("zhifu-ledger-writer".into())
+            .spawn(move || writer.run())
+            .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))?;
+        Ok(Engine {
+            sender: Some(sender),
+            writer: Some(writer),
+            request_items_max: config.request_items_max,
+            stats,
+        })
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// Applies transfers; one code per transfer, in order. Blocks until they are durable.
+    pub fn create_transfers(
+        &self,
+        transfers: Vec<NewTransfer>,
+    ) -> Result<Vec<TransferCode>, EngineError> {
+        self.check_size(transfers.len())?;
+        self.call(|reply| Command::CreateTransfers(transfers, reply))
+    }
+
+    pub async fn create_transfers_async(
+        &self,
+        transfers: Vec<NewTransfer>,
+    ) -> Result<Vec<TransferCode>, EngineError> {
+        self.check_size(transfers.len())?;
+        self.call_async(|reply| Command::CreateTransfers(transfers, reply))
+            .await
+    }
+
+    pub fn open_accounts(
+        &self,
+        accounts: Vec<NewAccount>,
+    ) -> Result<Vec<AccountCode>, EngineError> {
+        self.check_size(accounts.len())?;
+        self.call(|reply| Command::OpenAccounts(accounts, reply))
+    }
+
+    pub async fn open_accounts_async(
+        &self,
+        accounts: Vec<NewAccount>,
+    ) -> Result<Vec<AccountCode>, EngineError> {
+        self.check_size(accounts.len())?;
+        self.call_async(|reply| Command::OpenAccounts(accounts, reply))
+            .await
+    }
+
+    /// Closes an account whose balance is zero and that holds nothing pending.
+    pub fn close_account(&self, id: AccountId) -> Result<AccountCode, EngineError> {
+        self.call(|reply| Command::CloseAccount(id, reply))
+    }
+
+    fn check_size(&self, count: usize) -> Result<(), EngineError> {
+        match count {
+            0 => Err(EngineError::RequestEmpty),
+            count if count > self.request_items_max => Err(EngineError::RequestTooLarge {
+                count,
+                max: self.request_items_max,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, EngineError> {
+        let (reply, answer) = flume::bounded(1);
+        let sender = self.sender.as_ref().ok_or(EngineError::Stopped)?;
+        sender
+            .send(command(reply))
+            .map_err(|_| EngineError::Stopped)?;
+        answer.recv().map_err(|_| EngineError::Stopped)?
+    }
+
+    async fn call_async<T>(
+        &self,
+        command: impl FnOnce(Reply<T>) -> Command,
+    ) -> Result<T, EngineError> {
+        let (reply, answer) = flume::bounded(1);
+        let sender = self.sender.as_ref().ok_or(EngineError::Stopped)?;
+        sender
+            .send_async(command(reply))
+            .await
+            .map_err(|_| EngineError::Stopped)?;
+        answer
+            .recv_async()
+            .await
+            .map_err(|_| EngineError::Stopped)?
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        drop(self.sender.take());
+        if let Some(writer) = self.writer.take() {
+            // A writer that panicked already reported it; the process goes on shutting down.
+            let _ = writer.join();
+        }
+    }
+}
+
+struct Writer {
+    store: Box<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    ledger: Ledger,
+    filter: IdFilter,
+    receiver: flume::Receiver<Command>,
+    prior: Prior,
+    out: BatchOutput,
+    stats: Arc<EngineStats>,
+    /// False after a failed commit until the state has been rebuilt from storage.
+    healthy: bool,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut commands: Vec<Command> = Vec::new();
+        loop {
+            match self.receiver.recv_timeout(self.wait()) {
+                Ok(command) => commands.push(command),
+                Err(flume::RecvTimeoutError::Timeout) => {}
+                // Every queued request was taken before the queue reports disconnection.
+                Err(flume::RecvTimeoutError::Disconnected) => return,
+            }
+            let mut items: usize = commands.iter().map(Command::items).sum();
+            while items < self.config.batch_items_max {
+                let Ok(command) = self.receiver.try_recv() else {
+                    break;
+                };
+                items += command.items();
+                commands.push(command);
+            }
+            self.run_batch(&mut commands);
+            assert!(commands.is_empty());
+        }
+    }
+
+    /// Until the next expiry, but no longer than the idle wake.
+    fn wait(&self) -> Duration {
+        let idle = Duration::from_millis(self.config.idle_wake_ms);
+        match self.ledger.expiry_next_ns() {
+            Some(at) => {
+                let until_ns = at.saturating_sub(self.clock.now_ns()).max(0);
+                idle.min(Duration::from_nanos(until_ns as u64))
+            }
+            None => idle,
+        }
+    }
+
+    fn run_batch(&mut self, commands: &mut Vec<Command>) {
+        if !self.healthy {
+            if let Err(e) = self.recover() {
+                return fail_all(commands, &e);
+            }
+        }
+        let now_ns = self.clock.now_ns();
+        self.prior.clear();
+        self.out.clear();
+        if let Err(e) = self.prefetch(now_ns, commands) {
+            self.healthy = false;
+            return fail_all(commands, &e);
+        }
+        self.ledger.expire_due(
+            now_ns,
+            self.config.expiries_per_batch_max,
+            &mut self.prior,
+            &mut self.out,
+        );
+        let answers: Vec<Answer> = commands
+            .iter()
+            .map(|command| self.apply(now_ns, command))
+            .collect();
+        if !self.out.is_empty() {
+            if let Err(e) = self.store.commit(&self.out) {
+                self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
+                self.healthy = false;
+                return fail_all(commands, &e);
+            }
+        }
+        self.remember_ids();
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .transfers
+            .fetch_add(self.out.transfers.len() as u64, Ordering::Relaxed);
+        for (command, answer) in commands.drain(..).zip(answers) {
+            command.answer(Ok(answer));
+        }
+    }
+
+    fn apply(&mut self, now_ns: i64, command: &Command) -> Answer {
+        match command {
+            Command::OpenAccounts(accounts, _) => {
+                Answer::Accounts(self.ledger.open_accounts(accounts, &mut self.out))
+            }
+            Command::CreateTransfers(transfers, _) => Answer::Transfers(
+                self.ledger
+                    .create_transfers(now_ns, transfers, &mut self.prior, &mut self.out),
+            ),
+            Command::CloseAccount(id, _) => {
+                Answer::Close(self.ledger.close_account(*id, &mut self.out))
+            }
+        }
+    }
+
+    /// Loads everything the batch touches that memory does not hold.
+    fn prefetch(&mut self, now_ns: i64, commands: &[Command]) -> Result<(), StoreError> {
+        let mut account_ids = Vec::new();
+        let mut lookup_ids = Vec::new();
+        let mut resolution_ids = Vec::new();
+        let mut need_account = |ledger: &Ledger, id: AccountId| {
+            if ledger.account(id).is_none() {
+                account_ids.push(id);
+            }
+        };
+        for pending_id in self
+            .ledger
+            .expiries_due(now_ns, self.config.expiries_per_batch_max)
+        {
+            let (debit, credit) = self
+                .ledger
+                .pending_accounts(pending_id)
+                .expect("due pendings are open");
+            need_account(&self.ledger, debit);
+            need_account(&self.ledger, credit);
+        }
+        for command in commands {
+            match command {
+                Command::OpenAccounts(accounts, _) => accounts
+                    .iter()
+                    .for_each(|a| need_account(&self.ledger, a.id)),
+                Command::CloseAccount(id, _) => need_account(&self.ledger, *id),
+                Command::CreateTransfers(transfers, _) => {
+                    for transfer in transfers {
+                        if self.filter.may_contain(transfer.id) {
+                            lookup_ids.push(transfer.id);
+                        }
+                        match transfer.op {
+                            TransferOp::Posted {
+                                debit_account_id,
+                                credit_account_id,
+                                ..
+                            }
+                            | TransferOp::Pending {
+                                debit_account_id,
+                                credit_account_id,
+                                ..
+                            } => {
+                                need_account(&self.ledger, debit_account_id);
+                                need_account(&self.ledger, credit_account_id);
+                            }
+                            TransferOp::PostPending { pending_id, .. }
+                            | TransferOp::VoidPending { pending_id } => {
+                                match self.ledger.pending_accounts(pending_id) {
+                                    Some((debit, credit)) => {
+                                        need_account(&self.ledger, debit);
+                                        need_account(&self.ledger, credit);
+                                    }
+                                    None => {
+                                        lookup_ids.push(pending_id);
+                                        resolution_ids.push(pending_id);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.load(account_ids, lookup_ids, resolution_ids)
+    }
+
+    fn load(
+        &mut self,
+        mut account_ids: Vec<AccountId>,
+        mut lookup_ids: Vec<TransferId>,
+        mut resolution_ids: Vec<TransferId>,
+    ) -> Result<(), StoreError> {
+        for ids in [&mut lookup_ids, &mut resolution_ids] {
+            ids.sort_unstable();
+            ids.dedup();
+        }
+        account_ids.sort_unstable();
+        account_ids.dedup();
+        let mut accounts: Vec<Account> = Vec::with_capacity(account_ids.len());
+        self.store.load_accounts(&account_ids, &mut accounts)?;
+        for account in accounts {
+            self.ledger.cache_account(account);
+        }
+        self.store.load_known(&lookup_ids, &mut self.prior)?;
+        self.store
+            .load_resolutions(&resolution_ids, &mut self.prior)
+    }
+
+    fn remember_ids(&mut self) {
+        for transfer in &self.out.transfers {
+            self.filter.insert(transfer.id);
+        }
+        for rejection in &self.out.rejections {
+            self.filter.insert(rejection.request.id);
+        }
+        if self.filter.is_full() {
+            let capacity = self.filter.ids_count() * 2;
+            if let Err(e) = self.rebuild_filter(capacity) {
+                // The old filter is still correct, only fuller; try again at the next batch.
+                eprintln!("zhifu-ledger: cannot rebuild the id filter: {e}");
+            }
+        }
+    }
+
+    fn rebuild_filter(&mut self, capacity: usize) -> Result<(), StoreError> {
+        let mut filter = IdFilter::with_capacity(capacity);
+        self.store.scan_ids(&mut |id| filter.insert(id))?;
+        self.filter = filter;
+        Ok(())
+    }
+
+    /// Rebuilds memory from storage: at start, and after a failed commit.
+    fn recover(&mut self) -> Result<(), StoreError> {
+        let mut ledger = Ledger::new();
+        ledger.observe_timestamp(self.store.timestamp_last_ns()?);
+        for pending in self.store.load_pendings_open()? {
+            ledger.restore_pending(&pending);
+        }
+        let ids_count = self.store.scan_ids(&mut |_| {})?;
+        self.rebuild_filter(
+            usize::try_from(ids_count)
+                .unwrap_or(usize::MAX / 4)
+                .saturating_mul(2),
+        )?;
+        self.ledger = ledger;
+        self.healthy = true;
+        Ok(())
+    }
+}
+
+fn fail_all(commands: &mut Vec<Command>, error: &StoreError) {
+    let error = EngineError::Storage(error.to_string());
+    for command in commands.drain(..) {
+        command.answer(Err(error.clone()));
+    }
+}
