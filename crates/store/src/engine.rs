@@ -3,26 +3,27 @@
 //! Callers on any thread or task put requests into a bounded queue (a full queue makes them
 //! wait: back-pressure, not unbounded memory). The writer thread takes everything queued, up
 //! to a bounded batch, and for that batch:
-//! 1. prefetches what it touches: accounts not yet in memory, stored transfers for ids that the
-//!    Bloom filter cannot rule out, and how pending transfers were resolved;
+//! 1. prefetches what it touches: stored transfers for ids that the Bloom filter cannot rule
+//!    out, and how pending transfers were resolved (every account is already in memory);
 //! 2. voids expired pending transfers, then applies the requests in arrival order;
 //! 3. commits the batch in one durable transaction;
 //! 4. only then answers each caller.
 //!
-//! Accounts stay in memory once loaded, so a hot account costs what a cold one does. If a
-//! commit fails, memory may be ahead of storage: the writer throws its state away and rebuilds
+//! Every account is loaded at start and stays in memory, so a batch never reads an account
+//! from disk and a hot account costs what a cold one does. A second thread runs the store's
+//! background upkeep (derived indexes) on its own connection. If a commit fails, memory may be ahead of storage: the writer throws its state away and rebuilds
 //! it from storage before the next batch, and the callers of the failed batch get an error
 //! (nothing of that batch was written).
 
 use crate::filter::IdFilter;
-use crate::{Clock, Store, StoreError};
+use crate::{Clock, Store, StoreConfig, StoreError, Upkeep};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use zhifu_ledger::{
-    Account, AccountCode, AccountId, BatchOutput, Ledger, NewAccount, NewTransfer, Prior,
-    TransferCode, TransferId, TransferOp,
+    AccountCode, AccountId, BatchOutput, Ledger, NewAccount, NewTransfer, Prior, TransferCode,
+    TransferOp,
 };
 
 #[derive(Clone, Debug)]
@@ -132,17 +133,26 @@ pub struct EngineStats {
 pub struct Engine {
     sender: Option<flume::Sender<Command>>,
     writer: Option<JoinHandle<()>>,
+    maintainer: Option<JoinHandle<()>>,
+    stopping: Arc<AtomicBool>,
     request_items_max: usize,
     stats: Arc<EngineStats>,
 }
 
+/// How long the upkeep thread rests when it has caught up.
+const UPKEEP_IDLE_MS: u64 = 20;
+/// How long it rests after an error before it tries again.
+const UPKEEP_RETRY_MS: u64 = 1_000;
+
 impl Engine {
-    /// Recovers the ledger's state from `store` and starts the writer thread.
+    /// Opens the store, recovers the ledger's state from it and starts the writer thread and
+    /// the upkeep thread.
     pub fn start(
-        store: Box<dyn Store>,
+        store_config: &StoreConfig,
         clock: Arc<dyn Clock>,
         config: EngineConfig,
     ) -> Result<Engine, StoreError> {
+        let store = store_config.open()?;
         assert!(
             config.batch_items_max > 0
                 && config.request_items_max > 0
@@ -167,9 +177,13 @@ impl Engine {
             .name("zhifu-ledger-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let maintainer = start_upkeep(store_config.open()?, stopping.clone())?;
         Ok(Engine {
             sender: Some(sender),
             writer: Some(writer),
+            maintainer,
+            stopping,
             request_items_max: config.request_items_max,
             stats,
         })
@@ -259,11 +273,57 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         drop(self.sender.take());
-        if let Some(writer) = self.writer.take() {
-            // A writer that panicked already reported it; the process goes on shutting down.
-            let _ = writer.join();
+        self.stopping.store(true, Ordering::Relaxed);
+        // A thread that panicked already reported it; the process goes on shutting down.
+        for thread in [self.writer.take(), self.maintainer.take()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = thread.join();
         }
     }
+}
+
+/// Upkeep is deferrable work: at the lowest priority it takes the CPU that payments leave
+/// idle, so a burst is not slowed by indexing it (the history catches up after).
+fn lower_own_priority() {
+    // On Linux a thread is a task: PRIO_PROCESS with id 0 names the calling thread only.
+    // SAFETY: setpriority only reads its integer arguments.
+    let result = unsafe { libc::setpriority(libc::PRIO_PROCESS as _, 0, 19) };
+    if result != 0 {
+        eprintln!(
+            "zhifu-ledger: cannot lower the upkeep thread's priority; it runs at normal priority"
+        );
+    }
+}
+
+/// Runs the store's upkeep until the engine stops; no thread for a store that needs none.
+fn start_upkeep(
+    mut store: Box<dyn Store>,
+    stopping: Arc<AtomicBool>,
+) -> Result<Option<JoinHandle<()>>, StoreError> {
+    if store.maintain()? == Upkeep::Never {
+        return Ok(None);
+    }
+    let thread = std::thread::Builder::new()
+        .name("zhifu-ledger-upkeep".into())
+        .spawn(move || {
+            lower_own_priority();
+            while !stopping.load(Ordering::Relaxed) {
+                let rest_ms = match store.maintain() {
+                    Ok(Upkeep::Busy) => 0,
+                    Ok(Upkeep::Idle | Upkeep::Never) => UPKEEP_IDLE_MS,
+                    Err(e) => {
+                        eprintln!("zhifu-ledger: upkeep failed, retrying: {e}");
+                        UPKEEP_RETRY_MS
+                    }
+                };
+                std::thread::sleep(Duration::from_millis(rest_ms));
+            }
+        });
+    thread
+        .map(Some)
+        .map_err(|e| StoreError::Open(format!("cannot start the upkeep thread: {e}")))
 }
 
 struct Writer {
@@ -324,7 +384,7 @@ impl Writer {
         let now_ns = self.clock.now_ns();
         self.prior.clear();
         self.out.clear();
-        if let Err(e) = self.prefetch(now_ns, commands) {
+        if let Err(e) = self.prefetch(commands) {
             self.healthy = false;
             return fail_all(commands, &e);
         }
@@ -370,89 +430,31 @@ impl Writer {
         }
     }
 
-    /// Loads everything the batch touches that memory does not hold.
-    fn prefetch(&mut self, now_ns: i64, commands: &[Command]) -> Result<(), StoreError> {
-        let mut account_ids = Vec::new();
+    /// Loads what the batch needs to know about transfer ids; accounts are all in memory.
+    fn prefetch(&mut self, commands: &[Command]) -> Result<(), StoreError> {
         let mut lookup_ids = Vec::new();
         let mut resolution_ids = Vec::new();
-        let mut need_account = |ledger: &Ledger, id: AccountId| {
-            if ledger.account(id).is_none() {
-                account_ids.push(id);
-            }
-        };
-        for pending_id in self
-            .ledger
-            .expiries_due(now_ns, self.config.expiries_per_batch_max)
-        {
-            let (debit, credit) = self
-                .ledger
-                .pending_accounts(pending_id)
-                .expect("due pendings are open");
-            need_account(&self.ledger, debit);
-            need_account(&self.ledger, credit);
-        }
         for command in commands {
-            match command {
-                Command::OpenAccounts(accounts, _) => accounts
-                    .iter()
-                    .for_each(|a| need_account(&self.ledger, a.id)),
-                Command::CloseAccount(id, _) => need_account(&self.ledger, *id),
-                Command::CreateTransfers(transfers, _) => {
-                    for transfer in transfers {
-                        if self.filter.may_contain(transfer.id) {
-                            lookup_ids.push(transfer.id);
-                        }
-                        match transfer.op {
-                            TransferOp::Posted {
-                                debit_account_id,
-                                credit_account_id,
-                                ..
-                            }
-                            | TransferOp::Pending {
-                                debit_account_id,
-                                credit_account_id,
-                                ..
-                            } => {
-                                need_account(&self.ledger, debit_account_id);
-                                need_account(&self.ledger, credit_account_id);
-                            }
-                            TransferOp::PostPending { pending_id, .. }
-                            | TransferOp::VoidPending { pending_id } => {
-                                match self.ledger.pending_accounts(pending_id) {
-                                    Some((debit, credit)) => {
-                                        need_account(&self.ledger, debit);
-                                        need_account(&self.ledger, credit);
-                                    }
-                                    None => {
-                                        lookup_ids.push(pending_id);
-                                        resolution_ids.push(pending_id);
-                                    }
-                                }
-                            }
-                        }
+            let Command::CreateTransfers(transfers, _) = command else {
+                continue;
+            };
+            for transfer in transfers {
+                if self.filter.may_contain(transfer.id) {
+                    lookup_ids.push(transfer.id);
+                }
+                if let TransferOp::PostPending { pending_id, .. }
+                | TransferOp::VoidPending { pending_id } = transfer.op
+                {
+                    if self.ledger.pending_accounts(pending_id).is_none() {
+                        lookup_ids.push(pending_id);
+                        resolution_ids.push(pending_id);
                     }
                 }
             }
         }
-        self.load(account_ids, lookup_ids, resolution_ids)
-    }
-
-    fn load(
-        &mut self,
-        mut account_ids: Vec<AccountId>,
-        mut lookup_ids: Vec<TransferId>,
-        mut resolution_ids: Vec<TransferId>,
-    ) -> Result<(), StoreError> {
         for ids in [&mut lookup_ids, &mut resolution_ids] {
             ids.sort_unstable();
             ids.dedup();
-        }
-        account_ids.sort_unstable();
-        account_ids.dedup();
-        let mut accounts: Vec<Account> = Vec::with_capacity(account_ids.len());
-        self.store.load_accounts(&account_ids, &mut accounts)?;
-        for account in accounts {
-            self.ledger.cache_account(account);
         }
         self.store.load_known(&lookup_ids, &mut self.prior)?;
         self.store
@@ -485,6 +487,13 @@ impl Writer {
     /// Rebuilds memory from storage: at start, and after a failed commit.
     fn recover(&mut self) -> Result<(), StoreError> {
         let mut ledger = Ledger::new();
+        let mut accounts = Vec::new();
+        self.store
+            .scan_accounts(&mut |account| accounts.push(account))?;
+        zhifu_ledger::check_conservation(accounts.iter()).map_err(StoreError::Corrupt)?;
+        for account in accounts {
+            ledger.cache_account(account);
+        }
         ledger.observe_timestamp(self.store.timestamp_last_ns()?);
         for pending in self.store.load_pendings_open()? {
             ledger.restore_pending(&pending);

@@ -18,6 +18,7 @@
 mod clock;
 mod engine;
 mod filter;
+pub mod naive;
 mod postgres;
 mod rows;
 mod sqlite;
@@ -92,8 +93,31 @@ pub trait Store: Send {
         before_timestamp_ns: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Transfer>, StoreError>;
-    /// Calls `f` on every account with its balances (audits and conservation checks).
+    /// Calls `f` on every account with its balances: the engine's start-up, audits and
+    /// conservation checks.
     fn scan_accounts(&mut self, f: &mut dyn FnMut(Account)) -> Result<(), StoreError>;
+
+    /// Does a bounded step of background upkeep (building derived indexes), off the commit
+    /// path; the engine runs it on a thread and connection of its own.
+    fn maintain(&mut self) -> Result<Upkeep, StoreError> {
+        Ok(Upkeep::Never)
+    }
+
+    /// Transfers that upkeep has not indexed yet (reads still see them, by a slower path).
+    fn upkeep_lag(&mut self) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+}
+
+/// What a step of [`Store::maintain`] found.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Upkeep {
+    /// Did some work; there is more to do.
+    Busy,
+    /// Caught up.
+    Idle,
+    /// This store needs no upkeep.
+    Never,
 }
 
 /// Which database, and where.
@@ -201,6 +225,28 @@ pub fn balance(
     let mut accounts = Vec::with_capacity(1);
     store.load_accounts(&[account_id], &mut accounts)?;
     Ok(accounts.pop())
+}
+
+/// Like [`statement`], but every page until the account's first transfer (tests, exports).
+pub fn statement_all(
+    store: &mut dyn Store,
+    account_id: AccountId,
+    pages_max: usize,
+) -> Result<Vec<StatementEntry>, StoreError> {
+    let mut entries: Vec<StatementEntry> = Vec::new();
+    for _ in 0..pages_max {
+        let page = statement(
+            store,
+            account_id,
+            entries.last().map(|e| e.timestamp_ns),
+            PAGE_LEN_MAX,
+        )?;
+        if page.is_empty() {
+            break;
+        }
+        entries.extend(page);
+    }
+    Ok(entries)
 }
 
 /// Of two "latest transfer" rows of an account, one per side, the balances of the later one.

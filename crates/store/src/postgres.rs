@@ -73,6 +73,11 @@ impl PostgresStore {
         &mut self.client
     }
 
+    /// The connection, already inside the store's schema.
+    pub fn into_client(self) -> Client {
+        self.client
+    }
+
     fn migrate(&mut self) -> Result<(), StoreError> {
         self.client.batch_execute(
             "CREATE TABLE IF NOT EXISTS zhifu_migrations (version BIGINT PRIMARY KEY)",

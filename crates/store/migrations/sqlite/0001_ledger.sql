@@ -31,11 +31,9 @@ CREATE TABLE transfers (
     cr_credits_pending INTEGER NOT NULL,
     cr_credits_posted INTEGER NOT NULL
 );
--- SQLite appends the rowid (the timestamp) to every index entry: these are per-account
--- histories in time order.
-CREATE INDEX transfers_debit ON transfers (debit_account_id);
-CREATE INDEX transfers_credit ON transfers (credit_account_id);
-CREATE INDEX transfers_reference ON transfers (reference) WHERE reference IS NOT NULL;
+-- No per-account or per-reference index here: those take random inserts, which in SQLite
+-- dirty a page each and cost a full WAL frame per page on every commit (4x slower measured).
+-- They live in the derived history file instead (see history.sql), written off the commit path.
 CREATE INDEX transfers_pending_id ON transfers (pending_id) WHERE pending_id IS NOT NULL;
 CREATE INDEX transfers_pending ON transfers (kind) WHERE kind = 2;
 

@@ -136,14 +136,8 @@ fn crash_child_entry() {
             schema: std::env::var("ZHIFU_CRASH_SCHEMA").ok(),
         },
     };
-    let engine = Arc::new(
-        Engine::start(
-            config.open().unwrap(),
-            Arc::new(SystemClock),
-            EngineConfig::default(),
-        )
-        .unwrap(),
-    );
+    let engine =
+        Arc::new(Engine::start(&config, Arc::new(SystemClock), EngineConfig::default()).unwrap());
     let deadline = Instant::now() + Duration::from_secs(CHILD_SECONDS_MAX);
     let workers: Vec<_> = (0..4u128)
         .map(|worker| {

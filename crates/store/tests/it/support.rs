@@ -53,7 +53,7 @@ impl TestStore {
     }
 
     pub fn engine(&self, clock: Arc<dyn Clock>) -> Engine {
-        Engine::start(self.open(), clock, EngineConfig::default()).expect("start engine")
+        Engine::start(&self.config, clock, EngineConfig::default()).expect("start engine")
     }
 
     /// Every account with its stored balances, sorted by id; asserts conservation.
