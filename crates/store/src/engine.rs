@@ -126,6 +126,10 @@ pub struct EngineStats {
     pub batches: AtomicU64,
     pub transfers: AtomicU64,
     pub commit_failures: AtomicU64,
+    /// The longest database commit so far, in microseconds (swap to 0 to measure a window).
+    pub commit_us_max: AtomicU64,
+    /// The longest whole batch (prefetch, apply, commit, bookkeeping) so far, in microseconds.
+    pub batch_us_max: AtomicU64,
 }
 
 /// The handle through which everyone writes to one ledger. Dropping it lets the writer finish
@@ -134,11 +138,15 @@ pub struct Engine {
     sender: Option<flume::Sender<Command>>,
     writer: Option<JoinHandle<()>>,
     maintainer: Option<JoinHandle<()>>,
+    log_keeper: Option<JoinHandle<()>>,
     stopping: Arc<AtomicBool>,
     request_items_max: usize,
     stats: Arc<EngineStats>,
 }
 
+/// How often the log's upkeep runs: often enough that each checkpoint copies a few
+/// milliseconds of commits.
+const LOG_UPKEEP_INTERVAL_MS: u64 = 10;
 /// How long the upkeep thread rests when it has caught up.
 const UPKEEP_IDLE_MS: u64 = 20;
 /// How long it rests after an error before it tries again.
@@ -178,11 +186,13 @@ impl Engine {
             .spawn(move || writer.run())
             .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))?;
         let stopping = Arc::new(AtomicBool::new(false));
-        let maintainer = start_upkeep(store_config.open()?, stopping.clone())?;
+        let maintainer = start_upkeep(UpkeepKind::Indexes, store_config.open()?, stopping.clone())?;
+        let log_keeper = start_upkeep(UpkeepKind::Log, store_config.open()?, stopping.clone())?;
         Ok(Engine {
             sender: Some(sender),
             writer: Some(writer),
             maintainer,
+            log_keeper,
             stopping,
             request_items_max: config.request_items_max,
             stats,
@@ -275,9 +285,13 @@ impl Drop for Engine {
         drop(self.sender.take());
         self.stopping.store(true, Ordering::Relaxed);
         // A thread that panicked already reported it; the process goes on shutting down.
-        for thread in [self.writer.take(), self.maintainer.take()]
-            .into_iter()
-            .flatten()
+        for thread in [
+            self.writer.take(),
+            self.maintainer.take(),
+            self.log_keeper.take(),
+        ]
+        .into_iter()
+        .flatten()
         {
             let _ = thread.join();
         }
@@ -297,24 +311,60 @@ fn lower_own_priority() {
     }
 }
 
-/// Runs the store's upkeep until the engine stops; no thread for a store that needs none.
+/// A kind of background work a store may need, each on a thread of its own so that one
+/// long step of one never delays the other.
+#[derive(Clone, Copy)]
+enum UpkeepKind {
+    /// Copying the log's write-ahead file back (SQLite's checkpoint): small and frequent, so
+    /// that each of its fsyncs is short and the writer's own fsyncs never queue behind a big
+    /// one.
+    Log,
+    /// Building derived indexes: heavy, at idle priority.
+    Indexes,
+}
+
+impl UpkeepKind {
+    fn step(self, store: &mut dyn Store) -> Result<Upkeep, StoreError> {
+        match self {
+            UpkeepKind::Log => store.maintain_log(),
+            UpkeepKind::Indexes => store.maintain(),
+        }
+    }
+
+    fn rest_ms(self, upkeep: Upkeep) -> u64 {
+        match (self, upkeep) {
+            (UpkeepKind::Log, _) => LOG_UPKEEP_INTERVAL_MS,
+            (UpkeepKind::Indexes, Upkeep::Busy) => 0,
+            (UpkeepKind::Indexes, Upkeep::Idle | Upkeep::Never) => UPKEEP_IDLE_MS,
+        }
+    }
+}
+
+/// Runs one kind of the store's upkeep until the engine stops; no thread for a store that
+/// needs none.
 fn start_upkeep(
+    kind: UpkeepKind,
     mut store: Box<dyn Store>,
     stopping: Arc<AtomicBool>,
 ) -> Result<Option<JoinHandle<()>>, StoreError> {
-    if store.maintain()? == Upkeep::Never {
+    if kind.step(store.as_mut())? == Upkeep::Never {
         return Ok(None);
     }
+    let name = match kind {
+        UpkeepKind::Log => "zhifu-ledger-log",
+        UpkeepKind::Indexes => "zhifu-ledger-upkeep",
+    };
     let thread = std::thread::Builder::new()
-        .name("zhifu-ledger-upkeep".into())
+        .name(name.into())
         .spawn(move || {
-            lower_own_priority();
+            if let UpkeepKind::Indexes = kind {
+                lower_own_priority();
+            }
             while !stopping.load(Ordering::Relaxed) {
-                let rest_ms = match store.maintain() {
-                    Ok(Upkeep::Busy) => 0,
-                    Ok(Upkeep::Idle | Upkeep::Never) => UPKEEP_IDLE_MS,
+                let rest_ms = match kind.step(store.as_mut()) {
+                    Ok(upkeep) => kind.rest_ms(upkeep),
                     Err(e) => {
-                        eprintln!("zhifu-ledger: upkeep failed, retrying: {e}");
+                        eprintln!("zhifu-ledger: {name} failed, retrying: {e}");
                         UPKEEP_RETRY_MS
                     }
                 };
@@ -323,7 +373,7 @@ fn start_upkeep(
         });
     thread
         .map(Some)
-        .map_err(|e| StoreError::Open(format!("cannot start the upkeep thread: {e}")))
+        .map_err(|e| StoreError::Open(format!("cannot start the {name} thread: {e}")))
 }
 
 struct Writer {
@@ -381,6 +431,7 @@ impl Writer {
                 return fail_all(commands, &e);
             }
         }
+        let batch_started = std::time::Instant::now();
         let now_ns = self.clock.now_ns();
         self.prior.clear();
         self.out.clear();
@@ -399,13 +450,22 @@ impl Writer {
             .map(|command| self.apply(now_ns, command))
             .collect();
         if !self.out.is_empty() {
+            let commit_started = std::time::Instant::now();
             if let Err(e) = self.store.commit(&self.out) {
                 self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
                 self.healthy = false;
                 return fail_all(commands, &e);
             }
+            let commit_us = commit_started.elapsed().as_micros() as u64;
+            self.stats
+                .commit_us_max
+                .fetch_max(commit_us, Ordering::Relaxed);
         }
         self.remember_ids();
+        let batch_us = batch_started.elapsed().as_micros() as u64;
+        self.stats
+            .batch_us_max
+            .fetch_max(batch_us, Ordering::Relaxed);
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
         self.stats
             .transfers

@@ -18,6 +18,7 @@
 mod clock;
 mod engine;
 mod filter;
+mod history;
 pub mod naive;
 mod postgres;
 mod rows;
@@ -103,7 +104,14 @@ pub trait Store: Send {
         Ok(Upkeep::Never)
     }
 
-    /// Transfers that upkeep has not indexed yet (reads still see them, by a slower path).
+    /// Does a bounded step of upkeep of the log itself (SQLite: copying its write-ahead file
+    /// back), on a thread of its own, every few milliseconds.
+    fn maintain_log(&mut self) -> Result<Upkeep, StoreError> {
+        Ok(Upkeep::Never)
+    }
+
+    /// Transfers that upkeep has yet to index (reads still see them, by a slower path). A
+    /// store may leave a short tail unindexed by design; that tail is not counted.
     fn upkeep_lag(&mut self) -> Result<u64, StoreError> {
         Ok(0)
     }

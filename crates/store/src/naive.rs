@@ -94,7 +94,7 @@ fn setup(config: &StoreConfig, load: NaiveLoad) -> Result<(), StoreError> {
         NaiveConnection::Postgres(mut client) => {
             client.batch_execute(POSTGRES_SCHEMA)?;
             client.execute(
-                "INSERT INTO naive_accounts (id, balance) SELECT g, $2 FROM generate_series(1, $1) AS g",
+                "INSERT INTO naive_accounts (id, balance) SELECT g, $2 FROM generate_series(1::bigint, $1::bigint) AS g",
                 &[&(load.accounts as i64), &load.balance_initial_minor],
             )?;
             client.batch_execute("VACUUM ANALYZE naive_accounts")?;

@@ -6,11 +6,12 @@
 //!
 //! Per-account history and lookups by reference need indexes whose inserts land at random
 //! places; in SQLite each such insert dirties a page that the commit then writes whole to the
-//! WAL (measured: 4x slower commits). So those indexes live in a second, derived file that
-//! [`Store::maintain`] fills from the log in large sorted chunks, on its own connection and
+//! WAL (measured: 8x slower commits). So those indexes live in a second, derived file (see
+//! [`crate::history`]) that [`Store::maintain`] fills from the log on its own connection and
 //! thread, never in the writer's way. A read combines the history up to its watermark with a
 //! scan of the short tail after it. The history can always be rebuilt from the log.
 
+use crate::history::{Chunk, History};
 use crate::rows::{
     AccountRow, REJECTION_COLUMNS, RejectionRow, TRANSFER_COLUMNS, TransferRow, balances_from_row,
     corrupt, id_bytes, id_from_bytes,
@@ -25,7 +26,6 @@ use zhifu_ledger::{
 };
 
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_ledger.sql"))];
-const HISTORY_SCHEMA: &str = include_str!("../migrations/sqlite/history.sql");
 
 /// How long a connection waits for another one's lock before it reports an error.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
@@ -35,19 +35,32 @@ const CACHE_KIB: i64 = 8 * 1024;
 /// WAL pages after which a commit checkpoints by itself. Upkeep checkpoints in the background
 /// long before (without blocking the writer); this is only the bound if upkeep falls behind.
 const WAL_AUTOCHECKPOINT_PAGES: i64 = 65_536;
-/// Transfers indexed per step of upkeep. Larger chunks write each index page fewer times;
-/// the bound keeps the read snapshot short and the chunk's memory near 6 MiB.
-const INDEX_CHUNK_ROWS: i64 = 200_000;
+/// Transfers indexed per step of upkeep, as one run of the history. Only full chunks become
+/// runs, so every run of a level has the same size and a level's runs are contiguous in time;
+/// the price is that reads scan up to this many recent transfers that are not indexed yet.
+const INDEX_CHUNK_ROWS: i64 = 10_000;
 
 /// A ledger file and its history file, through one connection each. The history file is only
 /// ever written by [`Store::maintain`], so the ledger's writer never waits for it.
 pub struct SqliteStore {
     connection: Connection,
-    history: Connection,
+    history: History,
+    index_chunk_rows: i64,
 }
 
 impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with_index_chunk(path, INDEX_CHUNK_ROWS)
+    }
+
+    /// Opens the store with history runs of another size: for tests that exercise the
+    /// history's merges without writing millions of transfers.
+    #[doc(hidden)]
+    pub fn open_with_index_chunk(
+        path: &Path,
+        index_chunk_rows: i64,
+    ) -> Result<SqliteStore, StoreError> {
+        assert!(index_chunk_rows > 0);
         if let Some(directory) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(directory)
                 .map_err(|e| StoreError::Open(format!("{}: {e}", directory.display())))?;
@@ -58,10 +71,16 @@ impl SqliteStore {
         let connection = open_wal(path, "FULL")?;
         let mut history_path = path.as_os_str().to_owned();
         history_path.push("-history");
-        let history = open_history(Path::new(&history_path))?;
+        let history = History::open(
+            Path::new(&history_path),
+            // As many entries per step as a chunk brings (two accounts and a reference each).
+            3 * index_chunk_rows as usize,
+            |path| open_wal(path, "OFF"),
+        )?;
         let mut store = SqliteStore {
             connection,
             history,
+            index_chunk_rows,
         };
         store.migrate()?;
         store.check_history()?;
@@ -96,45 +115,11 @@ impl SqliteStore {
     /// A history that claims more than the ledger holds belongs to another ledger file (a
     /// restored backup, say): start it again from nothing.
     fn check_history(&mut self) -> Result<(), StoreError> {
-        if self.indexed_through()? > self.timestamp_last_ns()? {
-            self.history.execute_batch(
-                "DELETE FROM account_entries; DELETE FROM reference_entries; UPDATE indexed_through SET timestamp_ns = 0;",
-            )?;
+        if self.history.indexed_through()? > self.timestamp_last_ns()? {
+            self.history.reset()?;
         }
         Ok(())
     }
-
-    /// Every transfer up to this timestamp is in the history file.
-    fn indexed_through(&self) -> Result<i64, StoreError> {
-        let mut statement = self
-            .history
-            .prepare_cached("SELECT timestamp_ns FROM indexed_through WHERE singleton = 1")?;
-        Ok(statement.query_row([], |r| r.get(0))?)
-    }
-}
-
-/// Opens the history file, rebuilding it from nothing if it cannot be read.
-fn open_history(path: &Path) -> Result<Connection, StoreError> {
-    let open = || -> Result<Connection, StoreError> {
-        let history = open_wal(path, "OFF")?;
-        history.execute_batch(HISTORY_SCHEMA)?;
-        history.query_row("SELECT timestamp_ns FROM indexed_through", [], |r| {
-            r.get::<_, i64>(0)
-        })?;
-        Ok(history)
-    };
-    open().or_else(|error| {
-        eprintln!(
-            "zhifu-ledger: history index {} is unreadable ({error}); rebuilding it",
-            path.display()
-        );
-        for suffix in ["", "-wal", "-shm"] {
-            let mut file = path.as_os_str().to_owned();
-            file.push(suffix);
-            let _ = std::fs::remove_file(file);
-        }
-        open()
-    })
 }
 
 fn open_wal(path: &Path, synchronous: &str) -> Result<Connection, StoreError> {
@@ -227,32 +212,22 @@ impl SqliteStore {
         balances_from_row(values)
     }
 
-    /// Finds each account's latest transfer: in the history up to `indexed` (one query for
-    /// all accounts when `all`, else one per account), then in the tail after it.
+    /// Finds each account's latest transfer: in the history (for every account when `all`,
+    /// a full scan for start-up), then in the tail after the history's watermark.
     fn find_latest(
         &self,
         scans: &mut HashMap<i64, AccountScan>,
-        indexed: i64,
         all: bool,
     ) -> Result<(), StoreError> {
-        if all {
-            let mut statement = self.history.prepare(
-                "SELECT account_id, max(timestamp_ns) FROM account_entries WHERE timestamp_ns <= ?1 GROUP BY account_id",
-            )?;
-            let mut rows = statement.query([indexed])?;
-            while let Some(row) = rows.next()? {
-                if let Some(scan) = scans.get_mut(&row.get::<_, i64>(0)?) {
-                    scan.latest = Some((row.get(1)?, false));
-                }
-            }
+        let (indexed, latest) = if all {
+            self.history.latest_every()?
         } else {
-            let mut statement = self
-                .history
-                .prepare_cached("SELECT max(timestamp_ns) FROM account_entries WHERE account_id = ?1 AND timestamp_ns <= ?2")?;
-            for (id, scan) in scans.iter_mut() {
-                let latest: Option<i64> =
-                    statement.query_row(params![id, indexed], |r| r.get(0))?;
-                scan.latest = latest.map(|ts| (ts, false));
+            let ids: Vec<i64> = scans.keys().copied().collect();
+            self.history.latest(&ids)?
+        };
+        for (id, timestamp_ns) in latest {
+            if let Some(scan) = scans.get_mut(&id) {
+                scan.latest = Some((timestamp_ns, false));
             }
         }
         // The history knows when, the log knows on which side.
@@ -306,16 +281,6 @@ impl SqliteStore {
             .iter()
             .map(|ts| statement.query_row([ts], transfer_row)?.into_transfer())
             .collect()
-    }
-
-    fn history_timestamps(
-        &self,
-        sql: &str,
-        params: impl rusqlite::Params,
-    ) -> Result<Vec<i64>, StoreError> {
-        let mut statement = self.history.prepare_cached(sql)?;
-        let rows = statement.query_map(params, |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     fn commit_rows(tx: &rusqlite::Transaction<'_>, batch: &BatchOutput) -> Result<(), StoreError> {
@@ -391,32 +356,41 @@ impl SqliteStore {
     }
 
     /// Reads the next chunk of the log after `indexed`: account and reference entries, sorted,
-    /// and the last timestamp read.
-    #[allow(clippy::type_complexity)]
-    fn read_chunk(
-        &self,
-        indexed: i64,
-    ) -> Result<(Vec<(i64, i64)>, Vec<(String, i64)>, i64, i64), StoreError> {
+    /// and the range of time it covers; `None` until a whole chunk has been written.
+    fn read_chunk(&self, indexed: i64) -> Result<Option<Chunk>, StoreError> {
+        let waiting: i64 = self.connection.query_row(
+            "SELECT count(*) FROM (SELECT 1 FROM transfers WHERE timestamp_ns > ?1 LIMIT ?2)",
+            params![indexed, self.index_chunk_rows],
+            |r| r.get(0),
+        )?;
+        if waiting < self.index_chunk_rows {
+            return Ok(None);
+        }
         let mut statement = self.connection.prepare_cached(
             "SELECT timestamp_ns, debit_account_id, credit_account_id, reference FROM transfers \
              WHERE timestamp_ns > ?1 ORDER BY timestamp_ns LIMIT ?2",
         )?;
-        let mut rows = statement.query(params![indexed, INDEX_CHUNK_ROWS])?;
-        let (mut accounts, mut references, mut last, mut count) =
-            (Vec::new(), Vec::new(), indexed, 0);
+        let mut rows = statement.query(params![indexed, self.index_chunk_rows])?;
+        let (mut accounts, mut references, mut first, mut last) =
+            (Vec::new(), Vec::new(), None, indexed);
         while let Some(row) = rows.next()? {
             last = row.get(0)?;
+            first.get_or_insert(last);
             accounts.push((row.get(1)?, last));
             accounts.push((row.get(2)?, last));
             if let Some(reference) = row.get::<_, Option<String>>(3)? {
                 references.push((reference, last));
             }
-            count += 1;
         }
         // Sorted, the inserts walk each index once from left to right.
         accounts.sort_unstable();
         references.sort_unstable();
-        Ok((accounts, references, last, count))
+        Ok(first.map(|first_timestamp_ns| Chunk {
+            accounts,
+            references,
+            first_timestamp_ns,
+            last_timestamp_ns: last,
+        }))
     }
 }
 
@@ -426,7 +400,6 @@ impl Store for SqliteStore {
         ids: &[AccountId],
         out: &mut Vec<Account>,
     ) -> Result<(), StoreError> {
-        let indexed = self.indexed_through()?;
         let mut scans = HashMap::with_capacity(ids.len());
         let mut statement = self
             .connection
@@ -443,7 +416,7 @@ impl Store for SqliteStore {
         if scans.is_empty() {
             return Ok(());
         }
-        self.find_latest(&mut scans, indexed, false)?;
+        self.find_latest(&mut scans, false)?;
         for (_, scan) in scans {
             out.push(self.finish_scan(scan)?);
         }
@@ -543,11 +516,9 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<Transfer>, StoreError> {
         let limit = limit.min(PAGE_LEN_MAX);
-        let indexed = self.indexed_through()?;
-        let timestamps = self.history_timestamps(
-            "SELECT timestamp_ns FROM reference_entries WHERE reference = ?1 AND timestamp_ns <= ?2 ORDER BY timestamp_ns LIMIT ?3",
-            params![reference.as_str(), indexed, limit as i64],
-        )?;
+        let (indexed, timestamps) = self
+            .history
+            .reference_timestamps(reference.as_str(), limit)?;
         let mut transfers = self.transfers_at(&timestamps)?;
         if transfers.len() < limit {
             let sql = format!(
@@ -574,7 +545,7 @@ impl Store for SqliteStore {
         let limit = limit.min(PAGE_LEN_MAX);
         let before = before_timestamp_ns.unwrap_or(i64::MAX);
         let account = account_id_sql(id);
-        let indexed = self.indexed_through()?;
+        let (indexed, history) = self.history.account_timestamps(account, before, limit)?;
         // Newest first: the tail that is not indexed yet, then the history.
         let sql = format!(
             "SELECT {TRANSFER_COLUMNS} FROM transfers WHERE timestamp_ns > ?1 AND timestamp_ns < ?2 \
@@ -582,19 +553,12 @@ impl Store for SqliteStore {
         );
         let mut transfers =
             self.query_transfers(&sql, params![indexed, before, account, limit as i64])?;
-        if transfers.len() < limit {
-            let timestamps = self.history_timestamps(
-                "SELECT timestamp_ns FROM account_entries WHERE account_id = ?1 AND timestamp_ns <= ?2 \
-                 AND timestamp_ns < ?3 ORDER BY timestamp_ns DESC LIMIT ?4",
-                params![account, indexed, before, (limit - transfers.len()) as i64],
-            )?;
-            transfers.extend(self.transfers_at(&timestamps)?);
-        }
+        let left = limit - transfers.len();
+        transfers.extend(self.transfers_at(&history[..left.min(history.len())])?);
         Ok(transfers)
     }
 
     fn scan_accounts(&mut self, f: &mut dyn FnMut(Account)) -> Result<(), StoreError> {
-        let indexed = self.indexed_through()?;
         let mut scans = HashMap::new();
         {
             let mut statement = self.connection.prepare(
@@ -606,7 +570,7 @@ impl Store for SqliteStore {
                 scans.insert(row.id, AccountScan { row, latest: None });
             }
         }
-        self.find_latest(&mut scans, indexed, true)?;
+        self.find_latest(&mut scans, true)?;
         for (_, scan) in scans {
             f(self.finish_scan(scan)?);
         }
@@ -614,49 +578,34 @@ impl Store for SqliteStore {
     }
 
     fn upkeep_lag(&mut self) -> Result<u64, StoreError> {
-        let indexed = self.indexed_through()?;
+        let indexed = self.history.indexed_through()?;
         let lag: i64 = self.connection.query_row(
             "SELECT count(*) FROM transfers WHERE timestamp_ns > ?1",
             [indexed],
             |r| r.get(0),
         )?;
-        Ok(u64::try_from(lag).unwrap_or(0))
+        // The last partial chunk stays in the tail by design; it is not work left to do.
+        Ok(u64::try_from(lag - lag % self.index_chunk_rows).unwrap_or(0))
     }
 
-    fn maintain(&mut self) -> Result<Upkeep, StoreError> {
+    fn maintain_log(&mut self) -> Result<Upkeep, StoreError> {
         // Copies the ledger's WAL back into its file here, beside the writer, instead of in
         // one of its commits (which would stall every caller of that batch). PASSIVE never
         // waits for the writer.
         self.connection
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-        let indexed = self.indexed_through()?;
-        let (accounts, references, last, count) = self.read_chunk(indexed)?;
-        if count == 0 {
-            return Ok(Upkeep::Idle);
+        Ok(Upkeep::Idle)
+    }
+
+    fn maintain(&mut self) -> Result<Upkeep, StoreError> {
+        // One new run and one step of compaction at most: each step is bounded and short.
+        let indexed = self.history.indexed_through()?;
+        let chunk = self.read_chunk(indexed)?;
+        if let Some(chunk) = &chunk {
+            self.history.add_run(chunk)?;
         }
-        let tx = self
-            .history
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO account_entries (account_id, timestamp_ns) VALUES (?1, ?2)",
-            )?;
-            for (account, ts) in &accounts {
-                insert.execute(params![account, ts])?;
-            }
-            let mut insert = tx.prepare_cached(
-                "INSERT OR IGNORE INTO reference_entries (reference, timestamp_ns) VALUES (?1, ?2)",
-            )?;
-            for (reference, ts) in &references {
-                insert.execute(params![reference, ts])?;
-            }
-            tx.execute(
-                "UPDATE indexed_through SET timestamp_ns = ?1 WHERE singleton = 1",
-                [last],
-            )?;
-        }
-        tx.commit()?;
-        Ok(if count == INDEX_CHUNK_ROWS {
+        let compacted = self.history.compact()?;
+        Ok(if chunk.is_some() || compacted {
             Upkeep::Busy
         } else {
             Upkeep::Idle

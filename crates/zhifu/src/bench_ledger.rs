@@ -5,8 +5,8 @@
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::RngExt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use zhifu_ledger::{
     AccountId, AccountKind, BalanceRule, Currency, NewAccount, NewTransfer, TransferCode,
@@ -164,9 +164,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         saturated.latency_ms(0.99)
     );
     let paced_rate = (transfers_per_s / 2.0).max(1.0);
+    engine.stats().commit_us_max.store(0, Ordering::Relaxed);
+    engine.stats().batch_us_max.store(0, Ordering::Relaxed);
     let paced = runtime.block_on(paced(
         engine.clone(),
         load,
+        args.clients,
         paced_rate,
         Duration::from_secs(args.paced_seconds),
     ))?;
@@ -175,6 +178,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         paced.latency_ms(0.50),
         paced.latency_ms(0.99),
         paced.transfers as f64 / paced.seconds
+    );
+    let paced_commit_ms_max = engine.stats().commit_us_max.load(Ordering::Relaxed) as f64 / 1e3;
+    let paced_batch_ms_max = engine.stats().batch_us_max.load(Ordering::Relaxed) as f64 / 1e3;
+    println!(
+        "              slowest commit {paced_commit_ms_max:.2} ms, slowest batch {paced_batch_ms_max:.2} ms in that phase"
     );
     let rss_mib_max = rss_mib(Rss::Peak);
     println!("  memory      {rss_mib_max:.0} MiB resident at most (engine, caches and all)");
@@ -213,6 +221,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "transfers_per_batch": round3(saturated.transfers as f64 / batches.max(1) as f64),
         "saturated_latency_ms_p99": round3(saturated.latency_ms(0.99)),
         "paced_transfers_per_s": (paced.transfers as f64 / paced.seconds).round(),
+        "paced_commit_ms_max": round3(paced_commit_ms_max),
+        "paced_batch_ms_max": round3(paced_batch_ms_max),
         "rss_mib_max": rss_mib_max.round(),
         "rss_mib_after_setup": rss_mib_after_setup.round(),
         "history_lag_transfers": history_lag,
@@ -414,59 +424,55 @@ async fn saturate(
     Ok(finish_phase(done, seconds, latencies))
 }
 
-/// Open loop: requests start on a fixed schedule whatever the answers, and latency counts from
-/// the scheduled moment, so a stall shows up in the figures instead of slowing the load.
+/// Open loop: request `n` is due at `n / rate` whatever the answers, and its latency counts
+/// from that moment, so a stall shows up in the figures instead of slowing the load down. A
+/// fixed pool of `clients` callers takes the slots in turn (no task per request: the load
+/// generator shares the machine with the engine and must stay cheap).
 async fn paced(
     engine: Arc<Engine>,
     load: Load,
+    clients: u64,
     transfers_per_s: f64,
     duration: Duration,
 ) -> anyhow::Result<Phase> {
     let requests_per_s = transfers_per_s / load.request_size as f64;
-    let bar = progress(
-        "paced",
-        (requests_per_s * duration.as_secs_f64()) as u64 * load.request_size,
-    );
-    let latencies = Arc::new(Mutex::new(Vec::new()));
-    let mut tasks = Vec::new();
-    let mut ticker = tokio::time::interval(Duration::from_millis(1));
-    let started = Instant::now();
-    let mut sent: u64 = 0;
-    let mut rng = task_rng();
-    while started.elapsed() < duration {
-        ticker.tick().await;
-        let due = (started.elapsed().as_secs_f64() * requests_per_s) as u64;
-        while sent < due {
-            let scheduled = started + Duration::from_secs_f64(sent as f64 / requests_per_s);
-            let (engine, request, latencies, bar) = (
-                engine.clone(),
-                load.request(&mut rng),
-                latencies.clone(),
-                bar.clone(),
-            );
-            let size = load.request_size;
-            tasks.push(tokio::spawn(async move {
-                check_codes(&engine.create_transfers_async(request).await?)?;
-                latencies
-                    .lock()
-                    .expect("not poisoned")
-                    .push(elapsed_us(scheduled));
-                bar.inc(size);
-                anyhow::Ok(())
-            }));
-            sent += 1;
-        }
-    }
+    let requests = (requests_per_s * duration.as_secs_f64()).max(1.0) as u64;
+    let bar = progress("paced", requests * load.request_size);
+    let next_slot = Arc::new(AtomicU64::new(0));
+    let started = tokio::time::Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let (engine, load, next_slot, bar) =
+                (engine.clone(), load.clone(), next_slot.clone(), bar.clone());
+            tokio::spawn(async move {
+                let mut rng = task_rng();
+                let mut latencies = Vec::new();
+                loop {
+                    let slot = next_slot.fetch_add(1, Ordering::Relaxed);
+                    if slot >= requests {
+                        break;
+                    }
+                    let due = started + Duration::from_secs_f64(slot as f64 / requests_per_s);
+                    tokio::time::sleep_until(due).await;
+                    let request = load.request(&mut rng);
+                    check_codes(&engine.create_transfers_async(request).await?)?;
+                    latencies.push(elapsed_us(due.into_std()));
+                    bar.inc(load.request_size);
+                }
+                anyhow::Ok(latencies)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::with_capacity(tasks.len());
     for task in tasks {
-        task.await??;
+        latencies.push(task.await??);
     }
     let seconds = started.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let latencies = std::mem::take(&mut *latencies.lock().expect("not poisoned"));
     Ok(finish_phase(
-        sent * load.request_size,
+        requests * load.request_size,
         seconds,
-        vec![latencies],
+        latencies,
     ))
 }
 

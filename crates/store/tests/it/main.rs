@@ -1,7 +1,9 @@
 //! The store's integration tests: one binary, one module per concern. Every test in `suite`,
-//! `properties` and `crash` runs on both stores through [`on_both_stores!`].
+//! `properties` and `crash` runs on both stores through [`on_both_stores!`]; `history` is the
+//! SQLite history index against its log.
 
 mod crash;
+mod history;
 mod model;
 mod properties;
 mod suite;
