@@ -528,13 +528,6 @@ impl Writer {
         for rejection in &self.out.rejections {
             self.filter.insert(rejection.request.id);
         }
-        if self.filter.is_full() {
-            let capacity = self.filter.ids_count() * 2;
-            if let Err(e) = self.rebuild_filter(capacity) {
-                // The old filter is still correct, only fuller; try again at the next batch.
-                eprintln!("zhifu-ledger: cannot rebuild the id filter: {e}");
-            }
-        }
     }
 
     fn rebuild_filter(&mut self, capacity: usize) -> Result<(), StoreError> {
