@@ -172,10 +172,9 @@ impl Ledger {
         if let crate::BalanceRule::DebitsWithinCredits {
             overdraft_limit_minor,
         } = request.rule
+            && overdraft_limit_minor > i64::MAX as u64
         {
-            if overdraft_limit_minor > i64::MAX as u64 {
-                return AccountCode::OverdraftLimitTooLarge;
-            }
+            return AccountCode::OverdraftLimitTooLarge;
         }
         if let Some(existing) = self.accounts.get(&request.id) {
             return if existing.same_fields(request) {
@@ -716,10 +715,10 @@ fn validate_payload(request: &NewTransfer) -> Option<TransferCode> {
         Some(amount) if amount > i64::MAX as u64 => return Some(TransferCode::AmountTooLarge),
         _ => {}
     }
-    if let TransferOp::Pending { timeout_ms, .. } = request.op {
-        if timeout_ms > TIMEOUT_MS_MAX {
-            return Some(TransferCode::TimeoutTooLarge);
-        }
+    if let TransferOp::Pending { timeout_ms, .. } = request.op
+        && timeout_ms > TIMEOUT_MS_MAX
+    {
+        return Some(TransferCode::TimeoutTooLarge);
     }
     None
 }

@@ -426,10 +426,10 @@ impl Writer {
     }
 
     fn run_batch(&mut self, commands: &mut Vec<Command>) {
-        if !self.healthy {
-            if let Err(e) = self.recover() {
-                return fail_all(commands, &e);
-            }
+        if !self.healthy
+            && let Err(e) = self.recover()
+        {
+            return fail_all(commands, &e);
         }
         let batch_started = std::time::Instant::now();
         let now_ns = self.clock.now_ns();
@@ -504,11 +504,10 @@ impl Writer {
                 }
                 if let TransferOp::PostPending { pending_id, .. }
                 | TransferOp::VoidPending { pending_id } = transfer.op
+                    && self.ledger.pending_accounts(pending_id).is_none()
                 {
-                    if self.ledger.pending_accounts(pending_id).is_none() {
-                        lookup_ids.push(pending_id);
-                        resolution_ids.push(pending_id);
-                    }
+                    lookup_ids.push(pending_id);
+                    resolution_ids.push(pending_id);
                 }
             }
         }

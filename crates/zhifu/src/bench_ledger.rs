@@ -107,12 +107,12 @@ impl TempStore {
 
 impl Drop for TempStore {
     fn drop(&mut self) {
-        if let TempStore::Postgres { url, schema, .. } = self {
-            if let Ok(mut store) = PostgresStore::open(url, None) {
-                let _ = store
-                    .client()
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-            }
+        if let TempStore::Postgres { url, schema, .. } = self
+            && let Ok(mut store) = PostgresStore::open(url, None)
+        {
+            let _ = store
+                .client()
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
         }
     }
 }
@@ -146,11 +146,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let batches_before = engine.stats().batches.load(Ordering::Relaxed);
     let load = Load::new(&args);
-    let saturated = runtime.block_on(saturate(
+    let saturated = runtime.block_on(drive(
         engine.clone(),
         load.clone(),
         args.clients,
-        args.transfers,
+        args.transfers.div_ceil(load.request_size),
+        Pace::Saturate,
     ))?;
     let batches = engine.stats().batches.load(Ordering::Relaxed) - batches_before;
     let transfers_per_s = saturated.transfers as f64 / saturated.seconds;
@@ -163,15 +164,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         saturated.transfers as f64 / batches.max(1) as f64,
         saturated.latency_ms(0.99)
     );
-    let paced_rate = (transfers_per_s / 2.0).max(1.0);
+    let paced_requests_per_s = (transfers_per_s / 2.0 / load.request_size as f64).max(1.0);
     engine.stats().commit_us_max.store(0, Ordering::Relaxed);
     engine.stats().batch_us_max.store(0, Ordering::Relaxed);
-    let paced = runtime.block_on(paced(
+    let paced = runtime.block_on(drive(
         engine.clone(),
         load,
         args.clients,
-        paced_rate,
-        Duration::from_secs(args.paced_seconds),
+        (paced_requests_per_s * args.paced_seconds as f64).max(1.0) as u64,
+        Pace::RequestsPerSecond(paced_requests_per_s),
     ))?;
     println!(
         "  latency     p50 {:.2} ms  p99 {:.2} ms  at {:.0} transfers/s (half the maximum)",
@@ -379,65 +380,31 @@ fn elapsed_us(since: Instant) -> u32 {
     u32::try_from(since.elapsed().as_micros()).unwrap_or(u32::MAX)
 }
 
-/// `clients` callers submit back to back until `transfers` are done: the maximum rate.
-async fn saturate(
-    engine: Arc<Engine>,
-    load: Load,
-    clients: u64,
-    transfers: u64,
-) -> anyhow::Result<Phase> {
-    let bar = progress("transfers", transfers);
-    let requests_left = Arc::new(AtomicU64::new(transfers.div_ceil(load.request_size)));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let (engine, load, requests_left, bar) = (
-                engine.clone(),
-                load.clone(),
-                requests_left.clone(),
-                bar.clone(),
-            );
-            tokio::spawn(async move {
-                let mut rng = task_rng();
-                let mut latencies = Vec::new();
-                while requests_left
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                    .is_ok()
-                {
-                    let request = load.request(&mut rng);
-                    let submitted = Instant::now();
-                    check_codes(&engine.create_transfers_async(request).await?)?;
-                    latencies.push(elapsed_us(submitted));
-                    bar.inc(load.request_size);
-                }
-                anyhow::Ok(latencies)
-            })
-        })
-        .collect();
-    let mut latencies = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        latencies.push(task.await??);
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    bar.finish_and_clear();
-    let done = transfers.div_ceil(load.request_size) * load.request_size;
-    Ok(finish_phase(done, seconds, latencies))
+/// When requests are sent.
+#[derive(Clone, Copy)]
+enum Pace {
+    /// Closed loop: each caller submits as soon as its previous answer came; the maximum
+    /// rate. Latency counts from submission.
+    Saturate,
+    /// Open loop: request `n` is due at `n / rate` whatever the answers, and its latency counts
+    /// from that moment, so a stall shows up in the figures instead of slowing the load down.
+    RequestsPerSecond(f64),
 }
 
-/// Open loop: request `n` is due at `n / rate` whatever the answers, and its latency counts
-/// from that moment, so a stall shows up in the figures instead of slowing the load down. A
-/// fixed pool of `clients` callers takes the slots in turn (no task per request: the load
-/// generator shares the machine with the engine and must stay cheap).
-async fn paced(
+/// `clients` callers take the `requests` in turn, each request its own call. No task per
+/// request: the load generator shares the machine with the engine and must stay cheap.
+async fn drive(
     engine: Arc<Engine>,
     load: Load,
     clients: u64,
-    transfers_per_s: f64,
-    duration: Duration,
+    requests: u64,
+    pace: Pace,
 ) -> anyhow::Result<Phase> {
-    let requests_per_s = transfers_per_s / load.request_size as f64;
-    let requests = (requests_per_s * duration.as_secs_f64()).max(1.0) as u64;
-    let bar = progress("paced", requests * load.request_size);
+    let label = match pace {
+        Pace::Saturate => "transfers",
+        Pace::RequestsPerSecond(_) => "paced",
+    };
+    let bar = progress(label, requests * load.request_size);
     let next_slot = Arc::new(AtomicU64::new(0));
     let started = tokio::time::Instant::now();
     let tasks: Vec<_> = (0..clients)
@@ -452,8 +419,14 @@ async fn paced(
                     if slot >= requests {
                         break;
                     }
-                    let due = started + Duration::from_secs_f64(slot as f64 / requests_per_s);
-                    tokio::time::sleep_until(due).await;
+                    let due = match pace {
+                        Pace::Saturate => tokio::time::Instant::now(),
+                        Pace::RequestsPerSecond(rate) => {
+                            let due = started + Duration::from_secs_f64(slot as f64 / rate);
+                            tokio::time::sleep_until(due).await;
+                            due
+                        }
+                    };
                     let request = load.request(&mut rng);
                     check_codes(&engine.create_transfers_async(request).await?)?;
                     latencies.push(elapsed_us(due.into_std()));

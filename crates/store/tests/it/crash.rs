@@ -181,10 +181,10 @@ fn child_load(engine: &Engine, round: u128, worker: u128, deadline: Instant) {
             if !matches!(code, TransferCode::Ok | TransferCode::Exists) {
                 writeln!(stdout, "BAD {} {code}", transfer.id.get()).unwrap();
             }
-            if code == TransferCode::Ok {
-                if let zhifu_ledger::TransferOp::Posted { amount_minor, .. } = transfer.op {
-                    writeln!(stdout, "ACK {} {amount_minor}", transfer.id.get()).unwrap();
-                }
+            if code == TransferCode::Ok
+                && let zhifu_ledger::TransferOp::Posted { amount_minor, .. } = transfer.op
+            {
+                writeln!(stdout, "ACK {} {amount_minor}", transfer.id.get()).unwrap();
             }
         }
         stdout.flush().unwrap();

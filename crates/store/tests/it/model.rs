@@ -310,10 +310,10 @@ impl Model {
         if let Some(Some(0)) = post {
             return TransferCode::AmountZero;
         }
-        if let Some(Some(amount)) = post {
-            if amount > TOTAL_MAX {
-                return TransferCode::AmountTooLarge;
-            }
+        if let Some(Some(amount)) = post
+            && amount > TOTAL_MAX
+        {
+            return TransferCode::AmountTooLarge;
         }
         let Some(hold) = self.state.holds.get(&pending_id).cloned() else {
             return match (

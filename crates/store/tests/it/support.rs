@@ -70,12 +70,12 @@ impl TestStore {
 
 impl Drop for TestStore {
     fn drop(&mut self) {
-        if let (Some(schema), StoreConfig::Postgres { url, .. }) = (&self.schema, &self.config) {
-            if let Ok(mut store) = PostgresStore::open(url, None) {
-                let _ = store
-                    .client()
-                    .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-            }
+        if let (Some(schema), StoreConfig::Postgres { url, .. }) = (&self.schema, &self.config)
+            && let Ok(mut store) = PostgresStore::open(url, None)
+        {
+            let _ = store
+                .client()
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
         }
     }
 }
