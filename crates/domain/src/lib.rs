@@ -1,0 +1,18 @@
+//! zhifu's business rules above the ledger.
+//!
+//! This crate decides what is allowed and how money is split, charged and limited; it moves
+//! money only through the ledger engine, and knows nothing of HTTP, JSON or HTML (the edge
+//! crate does). Rules that need time or randomness take them as arguments ([`Random`]), so a
+//! seeded simulation can replay them.
+//!
+//! - [`wallet`]: the consumer wallet (SPEC §3): identities and real-name classes, the payment
+//!   PIN and its lockout, withdrawal fees, red packets.
+
+pub mod wallet;
+
+/// Randomness behind a small trait: production draws from the operating system, tests and
+/// simulations from a seed.
+pub trait Random {
+    /// A uniform draw from `0..bound`; `bound` is at least 1.
+    fn below(&mut self, bound: u64) -> u64;
+}

@@ -1,0 +1,10 @@
+//! The consumer wallet's rules (SPEC §3).
+
+pub mod fees;
+pub mod identity;
+pub mod limits;
+pub mod pin;
+pub mod red_packet;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,349 @@
+//! The wallet's rules at their edges, and the red packet split as a property.
+
+use super::fees::WithdrawalPolicy;
+use super::identity::{CardNumber, IdNumber, IdentityError, Phone, make};
+use super::limits::{BalanceUsage, LimitError, LimitPolicy, RealNameClass};
+use super::pin::{LockoutPolicy, Pin, PinAttempts, PinError, PinHasher};
+use super::red_packet::{RedPacketError, RedPacketKind, RedPacketPolicy};
+use crate::Random;
+use proptest::prelude::*;
+
+/// A seeded generator (SplitMix64) for reproducible draws.
+struct Seeded(u64);
+
+impl Random for Seeded {
+    fn below(&mut self, bound: u64) -> u64 {
+        assert!(bound > 0);
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) % bound
+    }
+}
+
+#[test]
+fn id_numbers_follow_gb_11643() {
+    // The standard's own example, with the check character X, in either case.
+    let id = IdNumber::parse("11010519491231002X").unwrap();
+    assert_eq!(id.birth_date(), (1949, 12, 31));
+    assert_eq!(IdNumber::parse("11010519491231002x").unwrap(), id);
+    assert_eq!(
+        IdNumber::parse("110105194912310021"),
+        Err(IdentityError::IdNumberCheckDigit)
+    );
+    let leap_day = make::id_number("11010520000229123");
+    assert!(IdNumber::parse(&leap_day).is_ok());
+    for (text, error) in [
+        (
+            make::id_number("11010519000229123"),
+            IdentityError::IdNumberBirthDate,
+        ),
+        (
+            make::id_number("11010519491331123"),
+            IdentityError::IdNumberBirthDate,
+        ),
+        (
+            make::id_number("11010519490431123"),
+            IdentityError::IdNumberBirthDate,
+        ),
+        ("1101051949123100".to_owned(), IdentityError::IdNumberFormat),
+        (
+            "01010519491231002X".to_owned(),
+            IdentityError::IdNumberFormat,
+        ),
+        (
+            "11010519491231002Y".to_owned(),
+            IdentityError::IdNumberFormat,
+        ),
+        (
+            "１１010519491231002X".to_owned(),
+            IdentityError::IdNumberFormat,
+        ),
+    ] {
+        assert_eq!(IdNumber::parse(&text), Err(error), "{text}");
+    }
+}
+
+#[test]
+fn card_numbers_pass_luhn_and_show_only_their_last_four() {
+    let card = CardNumber::parse("4111 1111 1111 1111").unwrap();
+    assert_eq!(card.last_four(), "1111");
+    assert_eq!(
+        CardNumber::parse("4111111111111112"),
+        Err(IdentityError::CardNumberChecksum)
+    );
+    assert_eq!(
+        CardNumber::parse("41111"),
+        Err(IdentityError::CardNumberFormat)
+    );
+    let unionpay = make::card_number("622202123456789012");
+    assert_eq!(unionpay.len(), 19);
+    assert!(CardNumber::parse(&unionpay).is_ok());
+}
+
+#[test]
+fn phones_are_mainland_mobiles() {
+    let phone = Phone::parse("+86 138 1234 5678").unwrap();
+    assert_eq!(phone.reveal(), "13812345678");
+    assert_eq!(phone.masked(), "138****5678");
+    for text in [
+        "12812345678",
+        "1381234567",
+        "138123456789",
+        "+1 138 1234 5678",
+        "1381234567a",
+    ] {
+        assert_eq!(
+            Phone::parse(text),
+            Err(IdentityError::PhoneInvalid),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn debug_output_never_shows_a_whole_number() {
+    let id = IdNumber::parse("11010519491231002X").unwrap();
+    let card = CardNumber::parse(&make::card_number("622202123456789012")).unwrap();
+    let phone = Phone::parse("13812345678").unwrap();
+    let pin = Pin::parse("802514").unwrap();
+    let shown = format!(
+        "{id:?} {card:?} {phone:?} {pin:?} {}",
+        PinHasher::new(&[7; 32]).hash(&pin, b"s").len()
+    );
+    for secret in [
+        id.reveal(),
+        card.reveal(),
+        phone.reveal(),
+        "802514",
+        "1949123100",
+    ] {
+        assert!(!shown.contains(secret), "{shown} shows {secret}");
+    }
+}
+
+#[test]
+fn trivial_pins_and_the_password_are_refused() {
+    for trivial in [
+        "111111", "123456", "654321", "012345", "121212", "123123", "909090",
+    ] {
+        assert_eq!(
+            Pin::parse_new(trivial, "pw"),
+            Err(PinError::Trivial),
+            "{trivial}"
+        );
+    }
+    for malformed in ["12345", "1234567", "12345a", "１２３４５６", ""] {
+        assert_eq!(
+            Pin::parse_new(malformed, "pw"),
+            Err(PinError::Format),
+            "{malformed}"
+        );
+    }
+    assert_eq!(
+        Pin::parse_new("802514", "802514"),
+        Err(PinError::EqualsPassword)
+    );
+    assert!(Pin::parse_new("802514", "correct horse").is_ok());
+}
+
+#[test]
+fn pin_hash_checks_the_pin_the_salt_and_the_key() {
+    let hasher = PinHasher::new(&[1; 32]);
+    let pin = Pin::parse("802514").unwrap();
+    let hash = hasher.hash(&pin, b"salt-of-user-1");
+    assert!(hasher.matches(&pin, b"salt-of-user-1", &hash));
+    assert!(!hasher.matches(&Pin::parse("802515").unwrap(), b"salt-of-user-1", &hash));
+    assert!(!hasher.matches(&pin, b"salt-of-user-2", &hash));
+    assert!(!PinHasher::new(&[2; 32]).matches(&pin, b"salt-of-user-1", &hash));
+    assert!(!hasher.matches(&pin, b"salt-of-user-1", &hash[..31]));
+}
+
+#[test]
+fn lockout_escalates_and_resets_on_success() {
+    const MINUTE: i64 = 60_000;
+    let policy = LockoutPolicy::default();
+    let expected_minutes = [0, 0, 0, 0, 5, 10, 30, 60, 24 * 60, 48 * 60, 72 * 60];
+    let mut attempts = PinAttempts::default();
+    let mut now_ms = 1_000_000;
+    for (failure, minutes) in expected_minutes.iter().enumerate() {
+        assert_eq!(
+            attempts.check_unlocked(now_ms),
+            Ok(()),
+            "before failure {}",
+            failure + 1
+        );
+        attempts = attempts.after_failure(now_ms, &policy);
+        assert_eq!(attempts.failures, failure as u32 + 1);
+        match minutes {
+            0 => assert_eq!(attempts.locked_until_ms, None),
+            _ => {
+                let until_ms = now_ms + minutes * MINUTE;
+                assert_eq!(attempts.locked_until_ms, Some(until_ms));
+                assert_eq!(
+                    attempts.check_unlocked(until_ms - 1),
+                    Err(PinError::Locked { until_ms })
+                );
+                now_ms = until_ms;
+            }
+        }
+    }
+    assert_eq!(attempts.after_success(), PinAttempts::default());
+}
+
+#[test]
+fn class_limits_hold_at_their_edges() {
+    let policy = LimitPolicy::default();
+    let used = BalanceUsage {
+        since_opening_minor: 90_000,
+        this_year_minor: 90_000,
+        today_minor: 0,
+    };
+    // Class I: 1,000.00 yuan in all, so 100.00 more is exactly the limit and 100.01 is over.
+    assert_eq!(
+        policy.check_balance_payment(RealNameClass::ClassI, 1, used, 10_000),
+        Ok(())
+    );
+    assert_eq!(
+        policy.check_balance_payment(RealNameClass::ClassI, 1, used, 10_001),
+        Err(LimitError::ClassICumulative { left_minor: 10_000 })
+    );
+    // Daily caps by factors: 1,000 yuan with one factor, 5,000 with two.
+    let fresh = BalanceUsage::default();
+    assert_eq!(
+        policy.check_balance_payment(RealNameClass::ClassII, 1, fresh, 100_001),
+        Err(LimitError::Daily {
+            left_minor: 100_000
+        })
+    );
+    assert_eq!(
+        policy.check_balance_payment(RealNameClass::ClassII, 2, fresh, 500_000),
+        Ok(())
+    );
+    let late_in_year = BalanceUsage {
+        since_opening_minor: 0,
+        this_year_minor: 9_999_999,
+        today_minor: 0,
+    };
+    assert_eq!(
+        policy.check_balance_payment(RealNameClass::ClassII, 2, late_in_year, 2),
+        Err(LimitError::Yearly { left_minor: 1 })
+    );
+    assert_eq!(
+        policy.check_balance_payment(RealNameClass::ClassIII, 2, late_in_year, 2),
+        Ok(())
+    );
+    assert!(!RealNameClass::Unverified.can_receive());
+    assert!(RealNameClass::ClassI.can_receive());
+}
+
+#[test]
+fn withdrawal_fee_uses_the_free_quota_first() {
+    let policy = WithdrawalPolicy::default();
+    // Inside the quota: free.
+    let quote = policy.quote(50_000, 0);
+    assert_eq!(
+        (quote.fee_minor, quote.free_quota_left_after_minor),
+        (0, 50_000)
+    );
+    // Uses the last 100 yuan of the quota; 400 yuan charged at 0.1 % = 0.40 yuan.
+    let quote = policy.quote(50_000, 90_000);
+    assert_eq!(
+        (
+            quote.free_minor,
+            quote.charged_minor,
+            quote.fee_minor,
+            quote.debit_minor
+        ),
+        (10_000, 40_000, 40, 50_040)
+    );
+    assert_eq!(quote.free_quota_left_after_minor, 0);
+    // Small amounts pay the minimum of 0.10 yuan; half a fen rounds up.
+    assert_eq!(policy.quote(1, 100_000).fee_minor, 10);
+    assert_eq!(policy.quote(12_350, 100_000).fee_minor, 12);
+    assert_eq!(policy.quote(12_550, 100_000).fee_minor, 13);
+    // No overflow near the top of the range.
+    assert_eq!(policy.quote(u64::MAX, 100_000).debit_minor, u64::MAX);
+}
+
+#[test]
+fn red_packets_refuse_what_cannot_be_split() {
+    let policy = RedPacketPolicy::default();
+    let mut random = Seeded(1);
+    for (kind, shares, error) in [
+        (
+            RedPacketKind::Lucky { total_minor: 100 },
+            0,
+            "RED_PACKET_SHARES",
+        ),
+        (
+            RedPacketKind::Lucky { total_minor: 100 },
+            101,
+            "RED_PACKET_SHARES",
+        ),
+        (
+            RedPacketKind::Lucky {
+                total_minor: 20_001,
+            },
+            10,
+            "RED_PACKET_TOO_LARGE",
+        ),
+        (
+            RedPacketKind::Lucky { total_minor: 9 },
+            10,
+            "RED_PACKET_SHARE_TOO_SMALL",
+        ),
+        (
+            RedPacketKind::Normal { share_minor: 0 },
+            10,
+            "RED_PACKET_SHARE_TOO_SMALL",
+        ),
+        (
+            RedPacketKind::Normal {
+                share_minor: u64::MAX,
+            },
+            2,
+            "RED_PACKET_TOO_LARGE",
+        ),
+    ] {
+        let refused: RedPacketError = policy.split(kind, shares, &mut random).unwrap_err();
+        assert_eq!(refused.code(), error, "{kind:?} x{shares}");
+    }
+    assert_eq!(
+        policy.split(RedPacketKind::Normal { share_minor: 888 }, 3, &mut random),
+        Ok(vec![888; 3])
+    );
+    assert_eq!(
+        policy.split(RedPacketKind::Lucky { total_minor: 5 }, 5, &mut random),
+        Ok(vec![1; 5])
+    );
+}
+
+proptest! {
+    #[test]
+    fn lucky_split_keeps_every_fen(total_minor in 1u64..=20_000, shares in 1u32..=100, seed: u64) {
+        prop_assume!(total_minor >= u64::from(shares));
+        let split = RedPacketPolicy::default()
+            .split(RedPacketKind::Lucky { total_minor }, shares, &mut Seeded(seed))
+            .unwrap();
+        prop_assert_eq!(split.len(), shares as usize);
+        prop_assert_eq!(split.iter().sum::<u64>(), total_minor);
+        prop_assert!(split.iter().all(|&share| share >= 1));
+        // Every draw but the last stays within twice the mean of what was left.
+        let mut left = total_minor;
+        for (index, &share) in split.iter().enumerate().take(split.len() - 1) {
+            let shares_left = u64::from(shares) - index as u64;
+            prop_assert!(share <= (2 * left / shares_left).max(1), "draw {} of {}", index, shares);
+            left -= share;
+        }
+    }
+
+    #[test]
+    fn parsers_refuse_without_panicking(text in "\\PC{0,24}") {
+        let _ = IdNumber::parse(&text);
+        let _ = CardNumber::parse(&text);
+        let _ = Phone::parse(&text);
+        let _ = Pin::parse_new(&text, "password");
+    }
+}
