@@ -1,7 +1,8 @@
-//! `zhifu`: the command line. This crate is the only one that knows about the terminal, JSON
-//! and (later) HTTP; everything it runs lives in the library crates.
+//! `zhifu`: the command line and the HTTP server. This crate is the only one that knows about
+//! the terminal, HTTP, JSON and HTML; everything it runs lives in the library crates.
 
 mod bench_ledger;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -14,6 +15,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the server: the API and the web pages, on the embedded SQLite store by default.
+    Serve(serve::Args),
     /// Measure a part of zhifu; every benchmark ends with one JSON line.
     #[command(subcommand)]
     Bench(Bench),
@@ -27,6 +30,7 @@ enum Bench {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Serve(args) => serve::run(args),
         Command::Bench(Bench::Ledger(args)) => bench_ledger::run(args),
     }
 }

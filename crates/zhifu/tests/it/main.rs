@@ -1,0 +1,4 @@
+//! The `zhifu` binary as users run it: a real process, real HTTP on loopback.
+
+mod serve;
+mod support;

@@ -1,0 +1,117 @@
+//! A `zhifu serve` process on a free port with a fresh data directory, and a small HTTP/1.1
+//! client over a plain TCP stream (one request per connection).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub struct Server {
+    child: Child,
+    stdout: BufReader<std::process::ChildStdout>,
+    pub address: String,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        let data = tempfile::tempdir().expect("temporary directory");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_zhifu"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .env_remove("ZHIFU_DATABASE_URL")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start zhifu serve");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut first_line = String::new();
+        stdout.read_line(&mut first_line).expect("read the address");
+        let address = first_line
+            .trim()
+            .strip_prefix("zhifu serve: listening on http://")
+            .and_then(|rest| rest.strip_suffix('/'))
+            .unwrap_or_else(|| panic!("unexpected first line: {first_line:?}"))
+            .to_owned();
+        Server {
+            child,
+            stdout,
+            address,
+            _data: data,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.request(&format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.address
+        ))
+    }
+
+    pub fn request(&self, raw: &str) -> Response {
+        let mut stream = TcpStream::connect(&self.address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(raw.as_bytes()).expect("send");
+        let mut bytes = Vec::new();
+        stream.read_to_end(&mut bytes).expect("read the response");
+        Response::parse(&String::from_utf8_lossy(&bytes))
+    }
+
+    /// Asks the server to stop as an operator would (SIGTERM), waits for it, and returns its
+    /// exit status with what it printed after the address.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+        let mut rest = String::new();
+        self.stdout
+            .read_to_string(&mut rest)
+            .expect("read the rest of stdout");
+        (self.child.wait().expect("wait for zhifu serve"), rest)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    fn parse(raw: &str) -> Response {
+        let (head, body) = raw.split_once("\r\n\r\n").expect("a header block");
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|line| line.split(' ').nth(1))
+            .and_then(|code| code.parse().ok())
+            .expect("a status line");
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        Response {
+            status,
+            headers,
+            body: body.to_owned(),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
