@@ -23,11 +23,13 @@ pub mod naive;
 mod postgres;
 mod rows;
 mod sqlite;
+mod wallet;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineError};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use wallet::{NewUser, SessionRow, UserRow, WalletStore};
 
 use std::path::PathBuf;
 use zhifu_ledger::{

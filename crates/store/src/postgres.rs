@@ -16,7 +16,10 @@ use zhifu_ledger::{
     TransferKind,
 };
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/postgres/0001_ledger.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_ledger.sql")),
+    (2, include_str!("../migrations/postgres/0002_wallet.sql")),
+];
 
 pub struct PostgresStore {
     client: Client,

@@ -1,6 +1,6 @@
 //! The store's integration tests: one binary, one module per concern. Every test in `suite`,
 //! `properties` and `crash` runs on both stores through [`on_both_stores!`]; `history` is the
-//! SQLite history index against its log.
+//! SQLite history index against its log; `wallet` the wallet's records on both stores.
 
 mod crash;
 mod history;
@@ -8,6 +8,7 @@ mod model;
 mod properties;
 mod suite;
 mod support;
+mod wallet;
 
 /// Makes `sqlite::NAME` and `postgres::NAME` tests that call `NAME(Backend)`. Without a
 /// PostgreSQL server configured, the PostgreSQL ones are reported as ignored, with the reason.

@@ -1,0 +1,267 @@
+//! The wallet's own records: people and their sessions, on SQLite (a `wallet.sqlite` file
+//! beside the ledger's, so that a sign-up never contends with the ledger's writer) or on
+//! PostgreSQL (tables beside the ledger's). Money is never here: balances live in the ledger.
+//!
+//! Secrets arrive already protected: the phone as a keyed lookup hash plus a masked form, the
+//! password as an Argon2id PHC string, the session token as its SHA-256.
+
+use crate::{PostgresStore, StoreConfig, StoreError};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::path::Path;
+
+const SQLITE_MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/sqlite/wallet_0001.sql"))];
+
+/// A person to create.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    pub phone_lookup: Vec<u8>,
+    pub phone_masked: String,
+    pub password_hash: String,
+    pub created_ms: i64,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct UserRow {
+    pub id: i64,
+    pub phone_masked: String,
+    pub password_hash: String,
+    pub created_ms: i64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct SessionRow {
+    pub user_id: i64,
+    pub expires_ms: i64,
+}
+
+/// What the wallet needs to remember outside the ledger.
+pub trait WalletStore: Send {
+    /// The new user's id, or `None` when the phone is taken (nothing is written then).
+    fn user_create(&mut self, user: &NewUser) -> Result<Option<i64>, StoreError>;
+    fn user_by_phone(&mut self, phone_lookup: &[u8]) -> Result<Option<UserRow>, StoreError>;
+    fn user(&mut self, id: i64) -> Result<Option<UserRow>, StoreError>;
+    fn session_create(
+        &mut self,
+        token_hash: &[u8],
+        user_id: i64,
+        expires_ms: i64,
+    ) -> Result<(), StoreError>;
+    fn session(&mut self, token_hash: &[u8]) -> Result<Option<SessionRow>, StoreError>;
+    /// True when there was such a session.
+    fn session_delete(&mut self, token_hash: &[u8]) -> Result<bool, StoreError>;
+}
+
+impl StoreConfig {
+    /// Opens the wallet's records for this deployment.
+    pub fn open_wallet(&self) -> Result<Box<dyn WalletStore>, StoreError> {
+        Ok(match self {
+            StoreConfig::Sqlite { path } => Box::new(SqliteWalletStore::open(
+                &path.with_file_name("wallet.sqlite"),
+            )?),
+            StoreConfig::Postgres { url, schema } => Box::new(PostgresWalletStore {
+                client: PostgresStore::open(url, schema.as_deref())?.into_client(),
+            }),
+        })
+    }
+}
+
+pub struct SqliteWalletStore {
+    connection: Connection,
+}
+
+impl SqliteWalletStore {
+    pub fn open(path: &Path) -> Result<SqliteWalletStore, StoreError> {
+        if let Some(directory) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(directory)
+                .map_err(|e| StoreError::Open(format!("{}: {e}", directory.display())))?;
+        }
+        let mut connection = Connection::open(path)?;
+        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        connection.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )?;
+        connection.execute_batch(
+            "CREATE TABLE IF NOT EXISTS zhifu_migrations (version INTEGER PRIMARY KEY)",
+        )?;
+        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (version, sql) in SQLITE_MIGRATIONS {
+            let applied: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM zhifu_migrations WHERE version = ?1)",
+                [version],
+                |r| r.get(0),
+            )?;
+            if !applied {
+                tx.execute_batch(sql)?;
+                tx.execute(
+                    "INSERT INTO zhifu_migrations (version) VALUES (?1)",
+                    [version],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(SqliteWalletStore { connection })
+    }
+}
+
+fn user_row_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        id: r.get(0)?,
+        phone_masked: r.get(1)?,
+        password_hash: r.get(2)?,
+        created_ms: r.get(3)?,
+    })
+}
+
+impl WalletStore for SqliteWalletStore {
+    fn user_create(&mut self, user: &NewUser) -> Result<Option<i64>, StoreError> {
+        let id = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO users (phone_lookup, phone_masked, password_hash, created_ms) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (phone_lookup) DO NOTHING RETURNING id",
+            )?
+            .query_row(
+                params![
+                    user.phone_lookup,
+                    user.phone_masked,
+                    user.password_hash,
+                    user.created_ms
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(id)
+    }
+
+    fn user_by_phone(&mut self, phone_lookup: &[u8]) -> Result<Option<UserRow>, StoreError> {
+        Ok(self
+            .connection
+            .prepare_cached(
+                "SELECT id, phone_masked, password_hash, created_ms FROM users WHERE phone_lookup = ?1",
+            )?
+            .query_row([phone_lookup], user_row_sqlite)
+            .optional()?)
+    }
+
+    fn user(&mut self, id: i64) -> Result<Option<UserRow>, StoreError> {
+        Ok(self
+            .connection
+            .prepare_cached(
+                "SELECT id, phone_masked, password_hash, created_ms FROM users WHERE id = ?1",
+            )?
+            .query_row([id], user_row_sqlite)
+            .optional()?)
+    }
+
+    fn session_create(
+        &mut self,
+        token_hash: &[u8],
+        user_id: i64,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.connection
+            .prepare_cached(
+                "INSERT INTO sessions (token_hash, user_id, expires_ms) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![token_hash, user_id, expires_ms])?;
+        Ok(())
+    }
+
+    fn session(&mut self, token_hash: &[u8]) -> Result<Option<SessionRow>, StoreError> {
+        Ok(self
+            .connection
+            .prepare_cached("SELECT user_id, expires_ms FROM sessions WHERE token_hash = ?1")?
+            .query_row([token_hash], |r| {
+                Ok(SessionRow {
+                    user_id: r.get(0)?,
+                    expires_ms: r.get(1)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn session_delete(&mut self, token_hash: &[u8]) -> Result<bool, StoreError> {
+        let deleted = self
+            .connection
+            .prepare_cached("DELETE FROM sessions WHERE token_hash = ?1")?
+            .execute([token_hash])?;
+        Ok(deleted > 0)
+    }
+}
+
+pub struct PostgresWalletStore {
+    client: postgres::Client,
+}
+
+fn user_row_postgres(row: &postgres::Row) -> UserRow {
+    UserRow {
+        id: row.get(0),
+        phone_masked: row.get(1),
+        password_hash: row.get(2),
+        created_ms: row.get(3),
+    }
+}
+
+impl WalletStore for PostgresWalletStore {
+    fn user_create(&mut self, user: &NewUser) -> Result<Option<i64>, StoreError> {
+        let row = self.client.query_opt(
+            "INSERT INTO users (phone_lookup, phone_masked, password_hash, created_ms) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (phone_lookup) DO NOTHING RETURNING id",
+            &[
+                &user.phone_lookup,
+                &user.phone_masked,
+                &user.password_hash,
+                &user.created_ms,
+            ],
+        )?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn user_by_phone(&mut self, phone_lookup: &[u8]) -> Result<Option<UserRow>, StoreError> {
+        let row = self.client.query_opt(
+            "SELECT id, phone_masked, password_hash, created_ms FROM users WHERE phone_lookup = $1",
+            &[&phone_lookup],
+        )?;
+        Ok(row.as_ref().map(user_row_postgres))
+    }
+
+    fn user(&mut self, id: i64) -> Result<Option<UserRow>, StoreError> {
+        let row = self.client.query_opt(
+            "SELECT id, phone_masked, password_hash, created_ms FROM users WHERE id = $1",
+            &[&id],
+        )?;
+        Ok(row.as_ref().map(user_row_postgres))
+    }
+
+    fn session_create(
+        &mut self,
+        token_hash: &[u8],
+        user_id: i64,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.client.execute(
+            "INSERT INTO sessions (token_hash, user_id, expires_ms) VALUES ($1, $2, $3)",
+            &[&token_hash, &user_id, &expires_ms],
+        )?;
+        Ok(())
+    }
+
+    fn session(&mut self, token_hash: &[u8]) -> Result<Option<SessionRow>, StoreError> {
+        let row = self.client.query_opt(
+            "SELECT user_id, expires_ms FROM sessions WHERE token_hash = $1",
+            &[&token_hash],
+        )?;
+        Ok(row.map(|r| SessionRow {
+            user_id: r.get(0),
+            expires_ms: r.get(1),
+        }))
+    }
+
+    fn session_delete(&mut self, token_hash: &[u8]) -> Result<bool, StoreError> {
+        let deleted = self
+            .client
+            .execute("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash])?;
+        Ok(deleted > 0)
+    }
+}

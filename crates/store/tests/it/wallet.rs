@@ -1,0 +1,60 @@
+//! The wallet's records (people and sessions) behave the same on both stores.
+
+use crate::on_both_stores;
+use crate::support::{Backend, TestStore};
+use zhifu_store::NewUser;
+
+on_both_stores!(users_and_sessions);
+
+fn user(phone_lookup: &[u8]) -> NewUser {
+    NewUser {
+        phone_lookup: phone_lookup.to_vec(),
+        phone_masked: "138****5678".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_ms: 1_800_000_000_000,
+    }
+}
+
+fn users_and_sessions(backend: Backend) {
+    let store = TestStore::new(backend);
+    let mut wallet = store.config.open_wallet().expect("open the wallet store");
+    let alice = wallet
+        .user_create(&user(b"alice"))
+        .unwrap()
+        .expect("a new phone");
+    let bob = wallet
+        .user_create(&user(b"bob"))
+        .unwrap()
+        .expect("a new phone");
+    assert_ne!(alice, bob);
+    // The same phone again creates nothing and changes nothing.
+    assert_eq!(wallet.user_create(&user(b"alice")).unwrap(), None);
+    let found = wallet.user_by_phone(b"alice").unwrap().expect("alice");
+    assert_eq!(found.id, alice);
+    assert_eq!(wallet.user(alice).unwrap(), Some(found));
+    assert_eq!(wallet.user_by_phone(b"carol").unwrap(), None);
+    assert_eq!(wallet.user(i64::MAX).unwrap(), None);
+
+    wallet.session_create(b"token-1", alice, 42).unwrap();
+    assert!(
+        wallet.session_create(b"token-1", bob, 43).is_err(),
+        "a token is unique"
+    );
+    assert!(
+        wallet.session_create(b"token-2", i64::MAX, 43).is_err(),
+        "only for a real user"
+    );
+    let session = wallet.session(b"token-1").unwrap().expect("the session");
+    assert_eq!((session.user_id, session.expires_ms), (alice, 42));
+    assert!(wallet.session_delete(b"token-1").unwrap());
+    assert!(!wallet.session_delete(b"token-1").unwrap());
+    assert_eq!(wallet.session(b"token-1").unwrap(), None);
+
+    // A restart reads what was written.
+    drop(wallet);
+    let mut wallet = store.config.open_wallet().expect("reopen");
+    assert_eq!(
+        wallet.user_by_phone(b"bob").unwrap().map(|u| u.id),
+        Some(bob)
+    );
+}
