@@ -5,8 +5,8 @@
 //! crate does). Rules that need time or randomness take them as arguments ([`Random`]), so a
 //! seeded simulation can replay them.
 //!
-//! - [`wallet`]: the consumer wallet (SPEC §3): identities and real-name classes, the payment
-//!   PIN and its lockout, withdrawal fees, red packets.
+//! - [`wallet`]: the consumer wallet (SPEC §3): identities and real-name classes, sign-up and
+//!   sessions, the payment PIN and its lockout, withdrawal fees, red packets.
 
 pub mod wallet;
 
@@ -15,4 +15,8 @@ pub mod wallet;
 pub trait Random {
     /// A uniform draw from `0..bound`; `bound` is at least 1.
     fn below(&mut self, bound: u64) -> u64;
+
+    /// Fills `bytes`; for secrets (session tokens) the source must be cryptographically
+    /// secure.
+    fn fill(&mut self, bytes: &mut [u8]);
 }

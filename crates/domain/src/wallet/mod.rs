@@ -3,6 +3,7 @@
 pub mod fees;
 pub mod identity;
 pub mod limits;
+pub mod people;
 pub mod pin;
 pub mod red_packet;
 

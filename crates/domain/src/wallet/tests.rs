@@ -20,6 +20,12 @@ impl Random for Seeded {
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         (z ^ (z >> 31)) % bound
     }
+
+    fn fill(&mut self, bytes: &mut [u8]) {
+        for byte in bytes {
+            *byte = self.below(256) as u8;
+        }
+    }
 }
 
 #[test]
@@ -345,5 +351,93 @@ proptest! {
         let _ = CardNumber::parse(&text);
         let _ = Phone::parse(&text);
         let _ = Pin::parse_new(&text, "password");
+    }
+}
+
+mod people {
+    use super::Seeded;
+    use crate::wallet::identity::Phone;
+    use crate::wallet::people::{People, PeopleError};
+    use zhifu_store::StoreConfig;
+
+    const HOUR_MS: i64 = 3_600_000;
+
+    fn people(directory: &tempfile::TempDir) -> People {
+        let config = StoreConfig::Sqlite {
+            path: directory.path().join("ledger.sqlite"),
+        };
+        People::new(config.open_wallet().unwrap(), &[9; 32], HOUR_MS)
+    }
+
+    #[test]
+    fn sign_up_log_in_use_and_end_a_session() {
+        let directory = tempfile::tempdir().unwrap();
+        let mut people = people(&directory);
+        let phone = Phone::parse("13812345678").unwrap();
+        let person = people.sign_up(&phone, "correct horse", 1_000).unwrap();
+        assert_eq!(person.phone_masked, "138****5678");
+        assert!(matches!(
+            people.sign_up(&phone, "another password", 2_000),
+            Err(PeopleError::PhoneTaken)
+        ));
+        let other = Phone::parse("13900000000").unwrap();
+        assert!(matches!(
+            people.sign_up(&other, "short", 2_000),
+            Err(PeopleError::PasswordTooShort)
+        ));
+        assert!(matches!(
+            people.sign_up(&other, &"x".repeat(129), 2_000),
+            Err(PeopleError::PasswordTooLong)
+        ));
+
+        let mut random = Seeded(5);
+        // A wrong password and an unknown phone get the same answer.
+        for (phone, password) in [(&phone, "wrong horse"), (&other, "correct horse")] {
+            let refused = people
+                .log_in(phone, password, 3_000, &mut random)
+                .unwrap_err();
+            assert_eq!(refused.code(), "CREDENTIALS_WRONG");
+        }
+        let session = people
+            .log_in(&phone, "correct horse", 3_000, &mut random)
+            .unwrap();
+        assert!(!format!("{session:?}").contains(&session.token));
+        assert_eq!(session.expires_ms, 3_000 + HOUR_MS);
+        assert_eq!(
+            people.session_person(&session.token, 4_000).unwrap(),
+            person
+        );
+
+        // A restart keeps sessions: they are stored, not in memory.
+        drop(people);
+        let mut people = self::people(&directory);
+        assert_eq!(
+            people.session_person(&session.token, 4_000).unwrap(),
+            person
+        );
+        for token in [
+            "",
+            "zz",
+            &"g".repeat(64),
+            &session.token.to_uppercase()[..63],
+        ] {
+            assert!(matches!(
+                people.session_person(token, 4_000),
+                Err(PeopleError::SessionInvalid)
+            ));
+        }
+        assert!(matches!(
+            people.session_person(&session.token, session.expires_ms),
+            Err(PeopleError::SessionInvalid)
+        ));
+        people.log_out(&session.token).unwrap();
+        assert!(matches!(
+            people.log_out(&session.token),
+            Err(PeopleError::SessionInvalid)
+        ));
+        assert!(matches!(
+            people.session_person(&session.token, 4_000),
+            Err(PeopleError::SessionInvalid)
+        ));
     }
 }
