@@ -1,6 +1,7 @@
 //! `zhifu`: the command line and the HTTP server. This crate is the only one that knows about
 //! the terminal, HTTP, JSON and HTML; everything it runs lives in the library crates.
 
+mod api;
 mod bench_ledger;
 mod serve;
 

@@ -4,18 +4,21 @@
 //! [`ApiError`], which maps a stable code to a status in one place (SPEC §10), and every response
 //! carries a `Request-Id`.
 
+use crate::api::error::ApiError;
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use zhifu_domain::wallet::people::People;
 use zhifu_store::{Engine, EngineConfig, StoreConfig, SystemClock};
 
 #[derive(clap::Args)]
@@ -31,11 +34,57 @@ pub struct Args {
     listen: SocketAddr,
 }
 
+/// How long a log-in lasts.
+const SESSION_TTL_MS: i64 = 12 * 3_600_000;
+
 /// What every handler may use.
 #[derive(Clone)]
-struct AppState {
+pub struct AppState {
     engine: Arc<Engine>,
     store_name: &'static str,
+    /// Synchronous and short (one Argon2id hash at most): called on the blocking pool.
+    people: Arc<Mutex<People>>,
+}
+
+impl AppState {
+    pub fn now_ms(&self) -> i64 {
+        zhifu_store::Clock::now_ns(&SystemClock) / 1_000_000
+    }
+
+    /// Runs `f` on the blocking pool with the people service.
+    pub async fn with_people<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut People) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let people = self.people.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut people = people
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut people)
+        })
+        .await
+        .map_err(|_| ApiError::Internal)
+    }
+}
+
+/// Randomness from the operating system's generator (ChaCha, reseeded), for tokens.
+pub struct OsRandom(rand::rngs::ThreadRng);
+
+impl OsRandom {
+    pub fn new() -> OsRandom {
+        OsRandom(rand::rng())
+    }
+}
+
+impl zhifu_domain::Random for OsRandom {
+    fn below(&mut self, bound: u64) -> u64 {
+        rand::RngExt::random_range(&mut self.0, 0..bound)
+    }
+
+    fn fill(&mut self, bytes: &mut [u8]) {
+        rand::Rng::fill_bytes(&mut self.0, bytes);
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -50,9 +99,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Arc::new(SystemClock),
         EngineConfig::default(),
     )?);
+    let secret = server_secret(&args.data_dir)?;
+    let people = People::new(config.open_wallet()?, &secret, SESSION_TTL_MS);
     let state = AppState {
         engine: engine.clone(),
         store_name: config.name(),
+        people: Arc::new(Mutex::new(people)),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -81,9 +133,37 @@ fn app(state: AppState) -> Router {
         .route("/", get(home))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/api/v1/users", post(crate::api::people::sign_up))
+        .route("/api/v1/sessions", post(crate::api::people::log_in))
+        .route(
+            "/api/v1/sessions/current",
+            delete(crate::api::people::log_out),
+        )
+        .route("/api/v1/me", get(crate::api::people::me))
         .fallback(not_found)
         .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// The server's secret (32 random bytes in `<data-dir>/secret.key`, readable by its owner
+/// only), made on first start. Keys for lookups and signatures derive from it.
+fn server_secret(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join("secret.key");
+    match std::fs::read(&path) {
+        Ok(secret) if secret.len() >= 32 => return Ok(secret),
+        Ok(_) => anyhow::bail!("{} is shorter than 32 bytes", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => anyhow::bail!("cannot read {}: {e}", path.display()),
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let mut secret = vec![0u8; 32];
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut secret);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(&path)?.write_all(&secret)?;
+    Ok(secret)
 }
 
 async fn shutdown_signal() {
@@ -191,26 +271,4 @@ async fn metrics(State(state): State<AppState>) -> Response {
 
 async fn not_found() -> ApiError {
     ApiError::NotFound
-}
-
-/// Every error the API returns; the status for each code is decided here and nowhere else.
-#[derive(Debug)]
-enum ApiError {
-    NotFound,
-}
-
-impl ApiError {
-    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
-        match self {
-            ApiError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND", "no such resource"),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code, message) = self.parts();
-        let body = serde_json::json!({ "code": code, "message": message });
-        (status, axum::Json(body)).into_response()
-    }
 }

@@ -1,4 +1,5 @@
 //! The `zhifu` binary as users run it: a real process, real HTTP on loopback.
 
+mod people;
 mod serve;
 mod support;

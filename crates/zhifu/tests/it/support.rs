@@ -21,6 +21,7 @@ impl Server {
             .arg(data.path())
             .env_remove("ZHIFU_DATABASE_URL")
             .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(data.path().join("stderr.log")).expect("a log file"))
             .spawn()
             .expect("start zhifu serve");
         let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
@@ -45,6 +46,24 @@ impl Server {
             "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
             self.address
         ))
+    }
+
+    /// A request with a body and, when given, a session token.
+    pub fn send(&self, method: &str, path: &str, body: &str, token: Option<&str>) -> Response {
+        let authorization = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        self.request(&format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{authorization}\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.address,
+            body.len()
+        ))
+    }
+
+    /// Everything the server wrote to its standard error so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._data.path().join("stderr.log")).unwrap_or_default()
     }
 
     pub fn request(&self, raw: &str) -> Response {
@@ -106,6 +125,16 @@ impl Response {
             headers,
             body: body.to_owned(),
         }
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// The error code of a JSON error body.
+    pub fn code(&self) -> String {
+        self.json()["code"].as_str().unwrap_or_default().to_owned()
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -1,0 +1,113 @@
+//! Every error the HTTP API returns, and the one place that decides its status (SPEC §10):
+//! `{"code": "...", "message": "..."}` with a stable code and a message for people.
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use zhifu_domain::wallet::identity::IdentityError;
+use zhifu_domain::wallet::people::PeopleError;
+
+#[derive(Debug)]
+pub enum ApiError {
+    NotFound,
+    /// The body is not JSON, or not the JSON this endpoint takes.
+    Json(JsonRejection),
+    Identity(IdentityError),
+    People(PeopleError),
+    /// No `Authorization: Bearer …` header.
+    SessionMissing,
+    /// Something on our side; the detail goes to the log, not to the caller.
+    Internal,
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            ApiError::Json(rejection) => match rejection {
+                JsonRejection::MissingJsonContentType(_) => {
+                    (StatusCode::UNSUPPORTED_MEDIA_TYPE, "CONTENT_TYPE_NOT_JSON")
+                }
+                JsonRejection::JsonDataError(_) => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "JSON_INVALID")
+                }
+                _ => (StatusCode::BAD_REQUEST, "JSON_MALFORMED"),
+            },
+            ApiError::Identity(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.code()),
+            ApiError::People(e) => {
+                let status = match e {
+                    PeopleError::PhoneTaken => StatusCode::CONFLICT,
+                    PeopleError::PasswordTooShort | PeopleError::PasswordTooLong => {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    }
+                    PeopleError::CredentialsWrong | PeopleError::SessionInvalid => {
+                        StatusCode::UNAUTHORIZED
+                    }
+                    PeopleError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                (status, e.code())
+            }
+            ApiError::SessionMissing => (StatusCode::UNAUTHORIZED, "SESSION_MISSING"),
+            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            ApiError::NotFound => "no such resource".into(),
+            // serde's message names the field and the problem, never a value we keep secret.
+            ApiError::Json(rejection) => rejection.body_text(),
+            ApiError::Identity(e) => e.to_string(),
+            ApiError::People(PeopleError::Store(_)) => {
+                "storage is unavailable; try again shortly".into()
+            }
+            ApiError::People(e) => e.to_string(),
+            ApiError::SessionMissing => {
+                "log in first: send the session token as Authorization: Bearer <token>".into()
+            }
+            ApiError::Internal => "something went wrong on our side".into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if status.is_server_error() {
+            // The variant, not the request: no secret can reach the log this way.
+            eprintln!("zhifu serve: {code}: {:?}", ErrorKind(&self));
+        }
+        let body = serde_json::json!({ "code": code, "message": self.message() });
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// What of an error may be logged: its kind and, for storage, the database's message.
+struct ErrorKind<'a>(&'a ApiError);
+
+impl std::fmt::Debug for ErrorKind<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            ApiError::People(PeopleError::Store(e)) => write!(f, "store: {e}"),
+            other => write!(f, "{}", other.status_and_code().1),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        ApiError::Json(rejection)
+    }
+}
+
+impl From<IdentityError> for ApiError {
+    fn from(e: IdentityError) -> ApiError {
+        ApiError::Identity(e)
+    }
+}
+
+impl From<PeopleError> for ApiError {
+    fn from(e: PeopleError) -> ApiError {
+        ApiError::People(e)
+    }
+}

@@ -1,0 +1,5 @@
+//! The JSON API, version 1.
+
+pub mod error;
+pub mod people;
+pub mod time;

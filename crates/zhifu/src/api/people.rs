@@ -1,0 +1,102 @@
+//! Sign-up, log-in, who am I, log-out.
+
+use super::error::ApiError;
+use super::time::rfc3339_from_ms;
+use crate::serve::AppState;
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use zhifu_domain::wallet::identity::Phone;
+use zhifu_domain::wallet::people::Person;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    phone: String,
+    password: String,
+}
+
+fn person_json(person: &Person) -> Value {
+    json!({ "user_id": person.user_id, "phone_masked": person.phone_masked })
+}
+
+/// `POST /api/v1/users`
+pub async fn sign_up(
+    State(state): State<AppState>,
+    body: Result<Json<Credentials>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(credentials) = body?;
+    let phone = Phone::parse(&credentials.phone)?;
+    let now_ms = state.now_ms();
+    let person = state
+        .with_people(move |people| people.sign_up(&phone, &credentials.password, now_ms))
+        .await??;
+    Ok((StatusCode::CREATED, Json(person_json(&person))))
+}
+
+/// `POST /api/v1/sessions`: log in.
+pub async fn log_in(
+    State(state): State<AppState>,
+    body: Result<Json<Credentials>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(credentials) = body?;
+    // A malformed phone cannot belong to anyone: the same answer as a wrong one.
+    let phone = Phone::parse(&credentials.phone)
+        .map_err(|_| zhifu_domain::wallet::people::PeopleError::CredentialsWrong)?;
+    let now_ms = state.now_ms();
+    let session = state
+        .with_people(move |people| {
+            people.log_in(
+                &phone,
+                &credentials.password,
+                now_ms,
+                &mut crate::serve::OsRandom::new(),
+            )
+        })
+        .await??;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "token": session.token,
+            "expires_at": rfc3339_from_ms(session.expires_ms),
+            "user": person_json(&session.person),
+        })),
+    ))
+}
+
+/// `GET /api/v1/me`
+pub async fn me(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let token = bearer_token(&headers)?;
+    let now_ms = state.now_ms();
+    let person = state
+        .with_people(move |people| people.session_person(&token, now_ms))
+        .await??;
+    Ok(Json(person_json(&person)))
+}
+
+/// `DELETE /api/v1/sessions/current`: log out.
+pub async fn log_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let token = bearer_token(&headers)?;
+    state
+        .with_people(move |people| people.log_out(&token))
+        .await??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn bearer_token(headers: &HeaderMap) -> Result<String, ApiError> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(|token| token.trim().to_owned())
+        .ok_or(ApiError::SessionMissing)
+}
