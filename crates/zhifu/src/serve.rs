@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use zhifu_domain::wallet::people::People;
+use zhifu_ledger::AccountCode;
 use zhifu_store::{Engine, EngineConfig, StoreConfig, SystemClock};
 
 #[derive(clap::Args)]
@@ -44,11 +45,33 @@ pub struct AppState {
     store_name: &'static str,
     /// Synchronous and short (one Argon2id hash at most): called on the blocking pool.
     people: Arc<Mutex<People>>,
+    /// A read connection to the ledger (balances, statements), also on the blocking pool.
+    reader: Arc<Mutex<Box<dyn zhifu_store::Store>>>,
 }
 
 impl AppState {
     pub fn now_ms(&self) -> i64 {
         zhifu_store::Clock::now_ns(&SystemClock) / 1_000_000
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Runs `f` on the blocking pool with the ledger's read connection.
+    pub async fn with_reader<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn zhifu_store::Store) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut reader = reader
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(reader.as_mut())
+        })
+        .await
+        .map_err(|_| ApiError::Internal)
     }
 
     /// Runs `f` on the blocking pool with the people service.
@@ -101,10 +124,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )?);
     let secret = server_secret(&args.data_dir)?;
     let people = People::new(config.open_wallet()?, &secret, SESSION_TTL_MS);
+    let opened = engine.open_accounts(zhifu_domain::wallet::chart::institution_accounts())?;
+    anyhow::ensure!(
+        opened
+            .iter()
+            .all(|c| matches!(c, AccountCode::Ok | AccountCode::Exists)),
+        "the institution's ledger accounts exist with other fields: {opened:?}"
+    );
     let state = AppState {
         engine: engine.clone(),
         store_name: config.name(),
         people: Arc::new(Mutex::new(people)),
+        reader: Arc::new(Mutex::new(config.open()?)),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -140,6 +171,11 @@ fn app(state: AppState) -> Router {
             delete(crate::api::people::log_out),
         )
         .route("/api/v1/me", get(crate::api::people::me))
+        .route("/api/v1/wallet", get(crate::api::wallet::balance))
+        .route(
+            "/api/v1/wallet/statement",
+            get(crate::api::wallet::statement),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn(request_id))
         .with_state(state)

@@ -1,5 +1,6 @@
 //! The consumer wallet's rules (SPEC §3).
 
+pub mod chart;
 pub mod fees;
 pub mod identity;
 pub mod limits;

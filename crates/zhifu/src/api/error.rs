@@ -16,6 +16,8 @@ pub enum ApiError {
     People(PeopleError),
     /// No `Authorization: Bearer …` header.
     SessionMissing,
+    /// Query parameters of the wrong name or shape.
+    QueryInvalid,
     /// Something on our side; the detail goes to the log, not to the caller.
     Internal,
 }
@@ -48,6 +50,7 @@ impl ApiError {
                 (status, e.code())
             }
             ApiError::SessionMissing => (StatusCode::UNAUTHORIZED, "SESSION_MISSING"),
+            ApiError::QueryInvalid => (StatusCode::BAD_REQUEST, "QUERY_INVALID"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
     }
@@ -64,6 +67,9 @@ impl ApiError {
             ApiError::People(e) => e.to_string(),
             ApiError::SessionMissing => {
                 "log in first: send the session token as Authorization: Bearer <token>".into()
+            }
+            ApiError::QueryInvalid => {
+                "unknown or malformed query parameters (before: a cursor from `next`, limit: 1 to 100)".into()
             }
             ApiError::Internal => "something went wrong on our side".into(),
         }

@@ -3,3 +3,4 @@
 pub mod error;
 pub mod people;
 pub mod time;
+pub mod wallet;

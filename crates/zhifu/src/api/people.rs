@@ -34,6 +34,7 @@ pub async fn sign_up(
     let person = state
         .with_people(move |people| people.sign_up(&phone, &credentials.password, now_ms))
         .await??;
+    ensure_wallet_account(&state, person.user_id).await?;
     Ok((StatusCode::CREATED, Json(person_json(&person))))
 }
 
@@ -57,6 +58,8 @@ pub async fn log_in(
             )
         })
         .await??;
+    // A crash between sign-up and the account's opening is healed at the next log-in.
+    ensure_wallet_account(&state, session.person.user_id).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -72,12 +75,31 @@ pub async fn me(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let token = bearer_token(&headers)?;
-    let now_ms = state.now_ms();
-    let person = state
-        .with_people(move |people| people.session_person(&token, now_ms))
-        .await??;
+    let person = session_person(&state, &headers).await?;
     Ok(Json(person_json(&person)))
+}
+
+/// The person whose session token the request carries.
+pub async fn session_person(state: &AppState, headers: &HeaderMap) -> Result<Person, ApiError> {
+    let token = bearer_token(headers)?;
+    let now_ms = state.now_ms();
+    Ok(state
+        .with_people(move |people| people.session_person(&token, now_ms))
+        .await??)
+}
+
+/// Opens the person's wallet account in the ledger; already open is fine.
+async fn ensure_wallet_account(state: &AppState, user_id: i64) -> Result<(), ApiError> {
+    let account = zhifu_domain::wallet::chart::wallet_account(user_id);
+    let codes = state
+        .engine()
+        .open_accounts_async(vec![account])
+        .await
+        .map_err(|_| ApiError::Internal)?;
+    match codes.as_slice() {
+        [zhifu_ledger::AccountCode::Ok | zhifu_ledger::AccountCode::Exists] => Ok(()),
+        _ => Err(ApiError::Internal),
+    }
 }
 
 /// `DELETE /api/v1/sessions/current`: log out.

@@ -3,3 +3,4 @@
 mod people;
 mod serve;
 mod support;
+mod wallet;

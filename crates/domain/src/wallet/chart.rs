@@ -1,0 +1,61 @@
+//! Where the wallet's money lives in the ledger: the chart of accounts.
+//!
+//! The institution's own accounts have small fixed ids; every person's accounts are
+//! `user_id × 256 + slot`, so a person's ids are derived, never stored, and cannot collide
+//! with the institution's (user ids start at 1).
+
+use zhifu_ledger::{AccountId, AccountKind, BalanceRule, Currency, NewAccount};
+
+/// The institution's funds at its custodian bank (备付金): an asset, so its debits carry
+/// it. Top-ups debit it, withdrawals credit it.
+pub const BANK_SETTLEMENT: u64 = 1;
+/// Withdrawal fees and other income.
+pub const FEE_INCOME: u64 = 2;
+
+const SLOTS_PER_PERSON: i64 = 256;
+const SLOT_WALLET: i64 = 1;
+
+/// The accounts the institution needs before anyone signs up; opening them again is harmless.
+pub fn institution_accounts() -> Vec<NewAccount> {
+    vec![
+        NewAccount {
+            id: account_id(BANK_SETTLEMENT),
+            currency: Currency::CNY,
+            kind: AccountKind::BankSettlement,
+            rule: BalanceRule::CreditsWithinDebits,
+        },
+        NewAccount {
+            id: account_id(FEE_INCOME),
+            currency: Currency::CNY,
+            kind: AccountKind::FeeIncome,
+            rule: BalanceRule::NO_OVERDRAFT,
+        },
+    ]
+}
+
+/// A person's balance (零钱): never overdrawn.
+pub fn wallet_account_id(user_id: i64) -> AccountId {
+    person_account_id(user_id, SLOT_WALLET)
+}
+
+pub fn wallet_account(user_id: i64) -> NewAccount {
+    NewAccount {
+        id: wallet_account_id(user_id),
+        currency: Currency::CNY,
+        kind: AccountKind::ConsumerWallet,
+        rule: BalanceRule::NO_OVERDRAFT,
+    }
+}
+
+fn person_account_id(user_id: i64, slot: i64) -> AccountId {
+    assert!(user_id > 0 && (0..SLOTS_PER_PERSON).contains(&slot));
+    let id = user_id
+        .checked_mul(SLOTS_PER_PERSON)
+        .and_then(|base| base.checked_add(slot))
+        .expect("user ids stay below 2^55");
+    account_id(id as u64)
+}
+
+fn account_id(id: u64) -> AccountId {
+    AccountId::new(id).expect("chart ids are positive and at most i64::MAX")
+}

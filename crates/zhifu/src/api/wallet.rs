@@ -1,0 +1,101 @@
+//! The person's balance and statement.
+
+use super::error::ApiError;
+use super::people::session_person;
+use super::time::rfc3339_from_ms;
+use crate::serve::AppState;
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use zhifu_domain::wallet::chart::wallet_account_id;
+use zhifu_ledger::{BalanceRule, Currency, Money};
+use zhifu_store::Side;
+
+/// Entries per statement page unless the caller asks for fewer or more.
+const PAGE_LEN_DEFAULT: usize = 20;
+const PAGE_LEN_MAX: usize = 100;
+
+/// `GET /api/v1/wallet`
+pub async fn balance(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let person = session_person(&state, &headers).await?;
+    let id = wallet_account_id(person.user_id);
+    let account = state
+        .with_reader(move |reader| zhifu_store::balance(reader, id))
+        .await?
+        .map_err(|_| ApiError::Internal)?
+        .ok_or(ApiError::Internal)?;
+    let balance_minor = account.balances.posted_net_minor();
+    let available_minor = account.balances.available_minor(BalanceRule::NO_OVERDRAFT);
+    Ok(Json(json!({
+        "currency": account.currency.code(),
+        "balance_minor": balance_minor,
+        "available_minor": available_minor,
+        "balance": display(balance_minor, account.currency),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatementQuery {
+    /// The `next` of the previous page.
+    before: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/wallet/statement?before=…&limit=…`: newest first.
+pub async fn statement(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<StatementQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|_| ApiError::QueryInvalid)?;
+    let person = session_person(&state, &headers).await?;
+    let before = match query.before.as_deref() {
+        None => None,
+        Some(cursor) => Some(cursor.parse::<i64>().map_err(|_| ApiError::QueryInvalid)?),
+    };
+    let limit = query
+        .limit
+        .unwrap_or(PAGE_LEN_DEFAULT)
+        .clamp(1, PAGE_LEN_MAX);
+    let id = wallet_account_id(person.user_id);
+    let entries = state
+        .with_reader(move |reader| zhifu_store::statement(reader, id, before, limit))
+        .await?
+        .map_err(|_| ApiError::Internal)?;
+    let next = (entries.len() == limit)
+        .then(|| entries.last().map(|e| e.timestamp_ns.to_string()))
+        .flatten();
+    let entries: Vec<Value> = entries
+        .iter()
+        .map(|entry| {
+            let signed_minor = match entry.side {
+                Side::Credit => i128::from(entry.amount_minor),
+                Side::Debit => -i128::from(entry.amount_minor),
+            };
+            json!({
+                "transfer_id": entry.transfer_id.get().to_string(),
+                "at": rfc3339_from_ms(entry.timestamp_ns / 1_000_000),
+                "amount_minor": signed_minor,
+                "balance_after_minor": entry.balances_after.posted_net_minor(),
+                "code": entry.code,
+                "reference": entry.reference.as_ref().map(|r| r.as_str()),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "entries": entries, "next": next })))
+}
+
+/// "12.34" for people; the API's numbers are the minor units.
+fn display(amount_minor: i128, currency: Currency) -> String {
+    match i64::try_from(amount_minor) {
+        Ok(minor) => Money::new(minor, currency).to_string(),
+        Err(_) => amount_minor.to_string(),
+    }
+}
