@@ -19,6 +19,7 @@ use zhifu_ledger::{
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_ledger.sql")),
     (2, include_str!("../migrations/postgres/0002_wallet.sql")),
+    (3, include_str!("../migrations/postgres/0003_pins.sql")),
 ];
 
 pub struct PostgresStore {

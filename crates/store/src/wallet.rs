@@ -9,8 +9,10 @@ use crate::{PostgresStore, StoreConfig, StoreError};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
 
-const SQLITE_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/sqlite/wallet_0001.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/wallet_0001.sql")),
+    (2, include_str!("../migrations/sqlite/wallet_0002.sql")),
+];
 
 /// A person to create.
 #[derive(Clone, Debug)]
@@ -35,6 +37,15 @@ pub struct SessionRow {
     pub expires_ms: i64,
 }
 
+/// A person's payment PIN: its keyed hash and the lockout state.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct PinRow {
+    pub salt: Vec<u8>,
+    pub hash: Vec<u8>,
+    pub failures: u32,
+    pub locked_until_ms: Option<i64>,
+}
+
 /// What the wallet needs to remember outside the ledger.
 pub trait WalletStore: Send {
     /// The new user's id, or `None` when the phone is taken (nothing is written then).
@@ -50,6 +61,16 @@ pub trait WalletStore: Send {
     fn session(&mut self, token_hash: &[u8]) -> Result<Option<SessionRow>, StoreError>;
     /// True when there was such a session.
     fn session_delete(&mut self, token_hash: &[u8]) -> Result<bool, StoreError>;
+    /// Sets or replaces the PIN, clearing its failures.
+    fn pin_set(&mut self, user_id: i64, salt: &[u8], hash: &[u8]) -> Result<(), StoreError>;
+    fn pin(&mut self, user_id: i64) -> Result<Option<PinRow>, StoreError>;
+    /// Records the lockout state after an attempt.
+    fn pin_attempts_save(
+        &mut self,
+        user_id: i64,
+        failures: u32,
+        locked_until_ms: Option<i64>,
+    ) -> Result<(), StoreError>;
 }
 
 impl StoreConfig {
@@ -188,6 +209,47 @@ impl WalletStore for SqliteWalletStore {
             .execute([token_hash])?;
         Ok(deleted > 0)
     }
+
+    fn pin_set(&mut self, user_id: i64, salt: &[u8], hash: &[u8]) -> Result<(), StoreError> {
+        self.connection
+            .prepare_cached(
+                "INSERT INTO pins (user_id, salt, hash, failures, locked_until_ms) VALUES (?1, ?2, ?3, 0, NULL) \
+                 ON CONFLICT (user_id) DO UPDATE SET salt = excluded.salt, hash = excluded.hash, failures = 0, locked_until_ms = NULL",
+            )?
+            .execute(params![user_id, salt, hash])?;
+        Ok(())
+    }
+
+    fn pin(&mut self, user_id: i64) -> Result<Option<PinRow>, StoreError> {
+        Ok(self
+            .connection
+            .prepare_cached(
+                "SELECT salt, hash, failures, locked_until_ms FROM pins WHERE user_id = ?1",
+            )?
+            .query_row([user_id], |r| {
+                Ok(PinRow {
+                    salt: r.get(0)?,
+                    hash: r.get(1)?,
+                    failures: r.get(2)?,
+                    locked_until_ms: r.get(3)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn pin_attempts_save(
+        &mut self,
+        user_id: i64,
+        failures: u32,
+        locked_until_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.connection
+            .prepare_cached(
+                "UPDATE pins SET failures = ?2, locked_until_ms = ?3 WHERE user_id = ?1",
+            )?
+            .execute(params![user_id, failures, locked_until_ms])?;
+        Ok(())
+    }
 }
 
 pub struct PostgresWalletStore {
@@ -263,5 +325,41 @@ impl WalletStore for PostgresWalletStore {
             .client
             .execute("DELETE FROM sessions WHERE token_hash = $1", &[&token_hash])?;
         Ok(deleted > 0)
+    }
+
+    fn pin_set(&mut self, user_id: i64, salt: &[u8], hash: &[u8]) -> Result<(), StoreError> {
+        self.client.execute(
+            "INSERT INTO pins (user_id, salt, hash, failures, locked_until_ms) VALUES ($1, $2, $3, 0, NULL) \
+             ON CONFLICT (user_id) DO UPDATE SET salt = excluded.salt, hash = excluded.hash, failures = 0, locked_until_ms = NULL",
+            &[&user_id, &salt, &hash],
+        )?;
+        Ok(())
+    }
+
+    fn pin(&mut self, user_id: i64) -> Result<Option<PinRow>, StoreError> {
+        let row = self.client.query_opt(
+            "SELECT salt, hash, failures, locked_until_ms FROM pins WHERE user_id = $1",
+            &[&user_id],
+        )?;
+        Ok(row.map(|r| PinRow {
+            salt: r.get(0),
+            hash: r.get(1),
+            failures: u32::try_from(r.get::<_, i32>(2)).unwrap_or(u32::MAX),
+            locked_until_ms: r.get(3),
+        }))
+    }
+
+    fn pin_attempts_save(
+        &mut self,
+        user_id: i64,
+        failures: u32,
+        locked_until_ms: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let failures = i32::try_from(failures).unwrap_or(i32::MAX);
+        self.client.execute(
+            "UPDATE pins SET failures = $2, locked_until_ms = $3 WHERE user_id = $1",
+            &[&user_id, &failures, &locked_until_ms],
+        )?;
+        Ok(())
     }
 }

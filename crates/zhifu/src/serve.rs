@@ -10,7 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -171,6 +171,8 @@ fn app(state: AppState) -> Router {
             delete(crate::api::people::log_out),
         )
         .route("/api/v1/me", get(crate::api::people::me))
+        .route("/api/v1/pin", put(crate::api::people::set_pin))
+        .route("/api/v1/pin/check", post(crate::api::people::check_pin))
         .route("/api/v1/wallet", get(crate::api::wallet::balance))
         .route(
             "/api/v1/wallet/statement",

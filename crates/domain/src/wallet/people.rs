@@ -6,6 +6,7 @@
 //! SHA-256. Errors never say whether a phone is registered when a log-in fails.
 
 use super::identity::Phone;
+use super::pin::{LockoutPolicy, Pin, PinAttempts, PinError, PinHasher};
 use crate::Random;
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -30,6 +31,11 @@ pub enum PeopleError {
     CredentialsWrong,
     /// Unknown, malformed, logged out or expired.
     SessionInvalid,
+    /// Setting a PIN needs the login password.
+    PasswordWrong,
+    /// A payment needs a PIN and none was set.
+    PinNotSet,
+    Pin(PinError),
     Store(StoreError),
 }
 
@@ -41,6 +47,9 @@ impl PeopleError {
             PeopleError::PasswordTooLong => "PASSWORD_TOO_LONG",
             PeopleError::CredentialsWrong => "CREDENTIALS_WRONG",
             PeopleError::SessionInvalid => "SESSION_INVALID",
+            PeopleError::PasswordWrong => "PASSWORD_WRONG",
+            PeopleError::PinNotSet => "PIN_NOT_SET",
+            PeopleError::Pin(e) => e.code(),
             PeopleError::Store(_) => "STORE_UNAVAILABLE",
         }
     }
@@ -66,6 +75,9 @@ impl fmt::Display for PeopleError {
             PeopleError::SessionInvalid => {
                 f.write_str("not logged in, or the session has expired; log in again")
             }
+            PeopleError::PasswordWrong => f.write_str("the login password is wrong"),
+            PeopleError::PinNotSet => f.write_str("set a payment PIN first"),
+            PeopleError::Pin(e) => e.fmt(f),
             PeopleError::Store(e) => write!(f, "storage failed: {e}"),
         }
     }
@@ -106,6 +118,8 @@ impl fmt::Debug for Session {
 pub struct People {
     store: Box<dyn WalletStore>,
     phone_key: Vec<u8>,
+    pin_hasher: PinHasher,
+    lockout: LockoutPolicy,
     session_ttl_ms: i64,
     /// Verified against when a phone is unknown, so that a wrong phone costs what a wrong
     /// password does and timing does not tell which phones are registered.
@@ -113,17 +127,20 @@ pub struct People {
 }
 
 impl People {
-    /// `phone_key` is a server secret of at least 32 bytes.
-    pub fn new(store: Box<dyn WalletStore>, phone_key: &[u8], session_ttl_ms: i64) -> People {
+    /// `secret` is the server's secret of at least 32 bytes; each use gets its own key
+    /// derived from it.
+    pub fn new(store: Box<dyn WalletStore>, secret: &[u8], session_ttl_ms: i64) -> People {
         assert!(
-            phone_key.len() >= 32,
-            "the phone lookup key has at least 256 bits"
+            secret.len() >= 32,
+            "the server secret has at least 256 bits"
         );
         assert!(session_ttl_ms > 0);
         let decoy_hash = hash_password("decoy password, never anyone's");
         People {
             store,
-            phone_key: phone_key.to_vec(),
+            phone_key: derive_key(secret, "phone lookup"),
+            pin_hasher: PinHasher::new(&derive_key(secret, "payment pin")),
+            lockout: LockoutPolicy::default(),
             session_ttl_ms,
             decoy_hash,
         }
@@ -214,13 +231,80 @@ impl People {
         Ok(())
     }
 
+    /// Sets or changes the payment PIN; the login password proves it is the person.
+    pub fn set_pin(
+        &mut self,
+        user_id: i64,
+        password: &str,
+        pin_text: &str,
+        random: &mut dyn Random,
+    ) -> Result<(), PeopleError> {
+        let user = self
+            .store
+            .user(user_id)?
+            .ok_or(PeopleError::SessionInvalid)?;
+        if password.len() > 4 * PASSWORD_LEN_MAX || !password_matches(password, &user.password_hash)
+        {
+            return Err(PeopleError::PasswordWrong);
+        }
+        let pin = Pin::parse_new(pin_text, password).map_err(PeopleError::Pin)?;
+        let mut salt = [0u8; 16];
+        random.fill(&mut salt);
+        let hash = self.pin_hasher.hash(&pin, &salt);
+        self.store.pin_set(user_id, &salt, &hash)?;
+        Ok(())
+    }
+
+    /// Checks a PIN entered to pay. Every failure is stored before the answer, so the lockout
+    /// survives restarts and cannot be outrun by concurrent attempts (they are serialised here).
+    pub fn check_pin(
+        &mut self,
+        user_id: i64,
+        pin_text: &str,
+        now_ms: i64,
+    ) -> Result<(), PeopleError> {
+        let row = self.store.pin(user_id)?.ok_or(PeopleError::PinNotSet)?;
+        let attempts = PinAttempts {
+            failures: row.failures,
+            locked_until_ms: row.locked_until_ms,
+        };
+        attempts.check_unlocked(now_ms).map_err(PeopleError::Pin)?;
+        let right = Pin::parse(pin_text)
+            .map(|pin| self.pin_hasher.matches(&pin, &row.salt, &row.hash))
+            .unwrap_or(false);
+        let after = if right {
+            attempts.after_success()
+        } else {
+            attempts.after_failure(now_ms, &self.lockout)
+        };
+        if after != attempts {
+            self.store
+                .pin_attempts_save(user_id, after.failures, after.locked_until_ms)?;
+        }
+        if right {
+            Ok(())
+        } else {
+            Err(PeopleError::Pin(PinError::Wrong {
+                failures: after.failures,
+            }))
+        }
+    }
+
     fn phone_lookup(&self, phone: &Phone) -> Vec<u8> {
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.phone_key)
             .expect("HMAC takes keys of any length");
-        mac.update(b"zhifu phone lookup v1\0");
         mac.update(phone.reveal().as_bytes());
         mac.finalize().into_bytes().to_vec()
     }
+}
+
+/// A key of its own for each use of the server secret.
+fn derive_key(secret: &[u8], label: &str) -> Vec<u8> {
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(b"zhifu key v1\0");
+    mac.update(label.as_bytes());
+    mac.finalize().into_bytes().to_vec()
 }
 
 fn check_password_policy(password: &str) -> Result<(), PeopleError> {

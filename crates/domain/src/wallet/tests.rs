@@ -358,6 +358,7 @@ mod people {
     use super::Seeded;
     use crate::wallet::identity::Phone;
     use crate::wallet::people::{People, PeopleError};
+    use crate::wallet::pin::PinError;
     use zhifu_store::StoreConfig;
 
     const HOUR_MS: i64 = 3_600_000;
@@ -435,6 +436,52 @@ mod people {
             people.log_out(&session.token),
             Err(PeopleError::SessionInvalid)
         ));
+        // The payment PIN: needs the login password, refuses trivial ones, locks out.
+        let id = person.user_id;
+        assert!(matches!(
+            people.check_pin(id, "802514", 5_000),
+            Err(PeopleError::PinNotSet)
+        ));
+        assert!(matches!(
+            people.set_pin(id, "wrong horse", "802514", &mut random),
+            Err(PeopleError::PasswordWrong)
+        ));
+        assert_eq!(
+            people
+                .set_pin(id, "correct horse", "123456", &mut random)
+                .unwrap_err()
+                .code(),
+            "PIN_TRIVIAL"
+        );
+        people
+            .set_pin(id, "correct horse", "802514", &mut random)
+            .unwrap();
+        people.check_pin(id, "802514", 5_000).unwrap();
+        let now_ms = 5_000;
+        for failure in 1..=4 {
+            let refused = people.check_pin(id, "000001", now_ms).unwrap_err();
+            assert!(
+                matches!(refused, PeopleError::Pin(PinError::Wrong { failures }) if failures == failure)
+            );
+        }
+        assert!(
+            people.check_pin(id, "not a pin", now_ms).is_err(),
+            "a malformed PIN is a failure"
+        );
+        // Five in a row: locked for five minutes, even for the right PIN, even after a restart.
+        drop(people);
+        let mut people = self::people(&directory);
+        assert!(matches!(
+            people.check_pin(id, "802514", now_ms + 60_000),
+            Err(PeopleError::Pin(PinError::Locked { until_ms })) if until_ms == now_ms + 300_000
+        ));
+        people.check_pin(id, "802514", now_ms + 300_000).unwrap();
+        // Success reset the count: one more failure does not lock.
+        assert!(matches!(
+            people.check_pin(id, "000001", now_ms + 300_001),
+            Err(PeopleError::Pin(PinError::Wrong { failures: 1 }))
+        ));
+
         assert!(matches!(
             people.session_person(&session.token, 4_000),
             Err(PeopleError::SessionInvalid)

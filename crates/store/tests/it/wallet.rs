@@ -50,6 +50,28 @@ fn users_and_sessions(backend: Backend) {
     assert!(!wallet.session_delete(b"token-1").unwrap());
     assert_eq!(wallet.session(b"token-1").unwrap(), None);
 
+    assert_eq!(wallet.pin(alice).unwrap(), None);
+    wallet.pin_set(alice, b"salt", b"hash-1").unwrap();
+    wallet.pin_attempts_save(alice, 5, Some(99)).unwrap();
+    let pin = wallet.pin(alice).unwrap().expect("a PIN");
+    assert_eq!((pin.failures, pin.locked_until_ms), (5, Some(99)));
+    // Changing the PIN clears the lockout.
+    wallet.pin_set(alice, b"salt-2", b"hash-2").unwrap();
+    let pin = wallet.pin(alice).unwrap().expect("a PIN");
+    assert_eq!(
+        (
+            pin.salt.as_slice(),
+            pin.hash.as_slice(),
+            pin.failures,
+            pin.locked_until_ms
+        ),
+        (&b"salt-2"[..], &b"hash-2"[..], 0, None)
+    );
+    assert!(
+        wallet.pin_set(i64::MAX, b"s", b"h").is_err(),
+        "only for a real user"
+    );
+
     // A restart reads what was written.
     drop(wallet);
     let mut wallet = store.config.open_wallet().expect("reopen");

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use zhifu_domain::wallet::identity::IdentityError;
 use zhifu_domain::wallet::people::PeopleError;
+use zhifu_domain::wallet::pin::PinError;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -45,6 +46,15 @@ impl ApiError {
                     PeopleError::CredentialsWrong | PeopleError::SessionInvalid => {
                         StatusCode::UNAUTHORIZED
                     }
+                    PeopleError::PasswordWrong => StatusCode::FORBIDDEN,
+                    PeopleError::PinNotSet => StatusCode::CONFLICT,
+                    PeopleError::Pin(pin) => match pin {
+                        PinError::Format | PinError::Trivial | PinError::EqualsPassword => {
+                            StatusCode::UNPROCESSABLE_ENTITY
+                        }
+                        PinError::Wrong { .. } => StatusCode::FORBIDDEN,
+                        PinError::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
+                    },
                     PeopleError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
                 };
                 (status, e.code())
@@ -83,7 +93,11 @@ impl IntoResponse for ApiError {
             // The variant, not the request: no secret can reach the log this way.
             eprintln!("zhifu serve: {code}: {:?}", ErrorKind(&self));
         }
-        let body = serde_json::json!({ "code": code, "message": self.message() });
+        let mut body = serde_json::json!({ "code": code, "message": self.message() });
+        if let ApiError::People(PeopleError::Pin(PinError::Locked { until_ms })) = self {
+            body["detail"] =
+                serde_json::json!({ "locked_until": super::time::rfc3339_from_ms(until_ms) });
+        }
         (status, axum::Json(body)).into_response()
     }
 }

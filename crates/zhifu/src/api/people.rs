@@ -122,3 +122,53 @@ fn bearer_token(headers: &HeaderMap) -> Result<String, ApiError> {
         .map(|token| token.trim().to_owned())
         .ok_or(ApiError::SessionMissing)
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinChange {
+    password: String,
+    pin: String,
+}
+
+/// `PUT /api/v1/pin`: set or change the payment PIN, with the login password.
+pub async fn set_pin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<PinChange>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(change) = body?;
+    let person = session_person(&state, &headers).await?;
+    state
+        .with_people(move |people| {
+            people.set_pin(
+                person.user_id,
+                &change.password,
+                &change.pin,
+                &mut crate::serve::OsRandom::new(),
+            )
+        })
+        .await??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PinEntry {
+    pin: String,
+}
+
+/// `POST /api/v1/pin/check`: what every payment does first; here on its own so that a client
+/// can confirm a PIN before a long form. Counts towards the lockout like any attempt.
+pub async fn check_pin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<PinEntry>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(entry) = body?;
+    let person = session_person(&state, &headers).await?;
+    let now_ms = state.now_ms();
+    state
+        .with_people(move |people| people.check_pin(person.user_id, &entry.pin, now_ms))
+        .await??;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -121,3 +121,48 @@ fn bad_sign_ups_get_clear_errors_and_create_nobody() {
     );
     assert_eq!(created.status, 201, "{}", created.body);
 }
+
+#[test]
+fn the_payment_pin_locks_out_and_the_lock_survives_a_restart() {
+    let server = Server::start();
+    let token = crate::wallet::signed_up(&server, PHONE);
+    let set = |server: &Server, password: &str, pin: &str| {
+        let body = format!(r#"{{"password":"{password}","pin":"{pin}"}}"#);
+        server.send("PUT", "/api/v1/pin", &body, Some(&token))
+    };
+    let check = |server: &Server, pin: &str| {
+        server.send(
+            "POST",
+            "/api/v1/pin/check",
+            &format!(r#"{{"pin":"{pin}"}}"#),
+            Some(&token),
+        )
+    };
+    assert_eq!(check(&server, "802514").code(), "PIN_NOT_SET");
+    assert_eq!(
+        set(&server, "wrong password", "802514").code(),
+        "PASSWORD_WRONG"
+    );
+    let trivial = set(&server, "long enough password", "111111");
+    assert_eq!(
+        (trivial.status, trivial.code()),
+        (422, "PIN_TRIVIAL".into())
+    );
+    assert_eq!(set(&server, "long enough password", "802514").status, 204);
+    assert_eq!(check(&server, "802514").status, 204);
+    for _ in 0..5 {
+        let wrong = check(&server, "000001");
+        assert_eq!((wrong.status, wrong.code()), (403, "PIN_WRONG".into()));
+    }
+    let server = server.restart();
+    let locked = check(&server, "802514");
+    assert_eq!(
+        (locked.status, locked.code()),
+        (429, "PIN_LOCKED".into()),
+        "{}",
+        locked.body
+    );
+    assert!(locked.json()["detail"]["locked_until"].as_str().is_some());
+    // Nothing about the PIN reached the log.
+    assert!(!server.log().contains("802514"));
+}

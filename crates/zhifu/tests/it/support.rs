@@ -10,18 +10,38 @@ pub struct Server {
     child: Child,
     stdout: BufReader<std::process::ChildStdout>,
     pub address: String,
-    _data: tempfile::TempDir,
+    data: tempfile::TempDir,
 }
 
 impl Server {
     pub fn start() -> Server {
-        let data = tempfile::tempdir().expect("temporary directory");
+        Server::start_with(tempfile::tempdir().expect("temporary directory"))
+    }
+
+    /// Stops this server (SIGTERM) and starts another on the same data directory.
+    pub fn restart(mut self) -> Server {
+        let data = std::mem::replace(
+            &mut self.data,
+            tempfile::tempdir().expect("temporary directory"),
+        );
+        let (status, _) = self.terminate_in_place();
+        assert!(status.success());
+        Server::start_with(data)
+    }
+
+    fn start_with(data: tempfile::TempDir) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_zhifu"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data.path())
             .env_remove("ZHIFU_DATABASE_URL")
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(data.path().join("stderr.log")).expect("a log file"))
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(data.path().join("stderr.log"))
+                    .expect("a log file"),
+            )
             .spawn()
             .expect("start zhifu serve");
         let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
@@ -37,7 +57,7 @@ impl Server {
             child,
             stdout,
             address,
-            _data: data,
+            data: data,
         }
     }
 
@@ -63,7 +83,7 @@ impl Server {
 
     /// Everything the server wrote to its standard error so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self._data.path().join("stderr.log")).unwrap_or_default()
+        std::fs::read_to_string(self.data.path().join("stderr.log")).unwrap_or_default()
     }
 
     pub fn request(&self, raw: &str) -> Response {
@@ -80,6 +100,10 @@ impl Server {
     /// Asks the server to stop as an operator would (SIGTERM), waits for it, and returns its
     /// exit status with what it printed after the address.
     pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        self.terminate_in_place()
+    }
+
+    fn terminate_in_place(&mut self) -> (std::process::ExitStatus, String) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill")
             .args(["-TERM", &pid])
