@@ -57,7 +57,7 @@ impl Server {
             child,
             stdout,
             address,
-            data: data,
+            data,
         }
     }
 
