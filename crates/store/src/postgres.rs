@@ -20,6 +20,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_ledger.sql")),
     (2, include_str!("../migrations/postgres/0002_wallet.sql")),
     (3, include_str!("../migrations/postgres/0003_pins.sql")),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_identities_cards.sql"),
+    ),
 ];
 
 pub struct PostgresStore {

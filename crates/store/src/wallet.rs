@@ -12,6 +12,7 @@ use std::path::Path;
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/wallet_0001.sql")),
     (2, include_str!("../migrations/sqlite/wallet_0002.sql")),
+    (3, include_str!("../migrations/sqlite/wallet_0003.sql")),
 ];
 
 /// A person to create.
@@ -46,6 +47,28 @@ pub struct PinRow {
     pub locked_until_ms: Option<i64>,
 }
 
+/// What real-name verification established about a person.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct IdentityRow {
+    pub user_id: i64,
+    /// `I`, `II` or `III`.
+    pub class: String,
+    pub name_masked: String,
+    pub id_lookup: Vec<u8>,
+    pub id_masked: String,
+    pub verified_ms: i64,
+}
+
+/// A bank card bound to a wallet, known by the bank's token.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CardRow {
+    pub user_id: i64,
+    pub token: String,
+    pub bank: String,
+    pub last_four: String,
+    pub bound_ms: i64,
+}
+
 /// What the wallet needs to remember outside the ledger.
 pub trait WalletStore: Send {
     /// The new user's id, or `None` when the phone is taken (nothing is written then).
@@ -64,6 +87,15 @@ pub trait WalletStore: Send {
     /// Sets or replaces the PIN, clearing its failures.
     fn pin_set(&mut self, user_id: i64, salt: &[u8], hash: &[u8]) -> Result<(), StoreError>;
     fn pin(&mut self, user_id: i64) -> Result<Option<PinRow>, StoreError>;
+    /// Records or raises a person's verified identity.
+    fn identity_save(&mut self, identity: &IdentityRow) -> Result<(), StoreError>;
+    fn identity(&mut self, user_id: i64) -> Result<Option<IdentityRow>, StoreError>;
+    /// Binds a card; false when this wallet has it bound already.
+    fn card_bind(&mut self, card: &CardRow) -> Result<bool, StoreError>;
+    /// The wallet's bound cards, oldest first.
+    fn cards(&mut self, user_id: i64) -> Result<Vec<CardRow>, StoreError>;
+    /// False when the wallet had no such bound card.
+    fn card_unbind(&mut self, user_id: i64, token: &str, now_ms: i64) -> Result<bool, StoreError>;
     /// Records the lockout state after an attempt.
     fn pin_attempts_save(
         &mut self,
@@ -250,6 +282,83 @@ impl WalletStore for SqliteWalletStore {
             .execute(params![user_id, failures, locked_until_ms])?;
         Ok(())
     }
+
+    fn identity_save(&mut self, identity: &IdentityRow) -> Result<(), StoreError> {
+        self.connection
+            .prepare_cached(
+                "INSERT INTO identities (user_id, class, name_masked, id_lookup, id_masked, verified_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (user_id) DO UPDATE SET class = excluded.class, \
+                 name_masked = excluded.name_masked, id_lookup = excluded.id_lookup, \
+                 id_masked = excluded.id_masked, verified_ms = excluded.verified_ms",
+            )?
+            .execute(params![
+                identity.user_id,
+                identity.class,
+                identity.name_masked,
+                identity.id_lookup,
+                identity.id_masked,
+                identity.verified_ms
+            ])?;
+        Ok(())
+    }
+
+    fn identity(&mut self, user_id: i64) -> Result<Option<IdentityRow>, StoreError> {
+        Ok(self
+            .connection
+            .prepare_cached(
+                "SELECT user_id, class, name_masked, id_lookup, id_masked, verified_ms FROM identities WHERE user_id = ?1",
+            )?
+            .query_row([user_id], |r| {
+                Ok(IdentityRow {
+                    user_id: r.get(0)?,
+                    class: r.get(1)?,
+                    name_masked: r.get(2)?,
+                    id_lookup: r.get(3)?,
+                    id_masked: r.get(4)?,
+                    verified_ms: r.get(5)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn card_bind(&mut self, card: &CardRow) -> Result<bool, StoreError> {
+        let changed = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO cards (token, user_id, bank, last_four, bound_ms, unbound_ms) VALUES (?1, ?2, ?3, ?4, ?5, NULL) \
+                 ON CONFLICT (user_id, token) DO UPDATE SET bound_ms = excluded.bound_ms, unbound_ms = NULL \
+                 WHERE cards.unbound_ms IS NOT NULL",
+            )?
+            .execute(params![card.token, card.user_id, card.bank, card.last_four, card.bound_ms])?;
+        Ok(changed > 0)
+    }
+
+    fn cards(&mut self, user_id: i64) -> Result<Vec<CardRow>, StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT user_id, token, bank, last_four, bound_ms FROM cards WHERE user_id = ?1 AND unbound_ms IS NULL \
+             ORDER BY bound_ms, token",
+        )?;
+        let rows = statement.query_map([user_id], |r| {
+            Ok(CardRow {
+                user_id: r.get(0)?,
+                token: r.get(1)?,
+                bank: r.get(2)?,
+                last_four: r.get(3)?,
+                bound_ms: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn card_unbind(&mut self, user_id: i64, token: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let changed = self
+            .connection
+            .prepare_cached(
+                "UPDATE cards SET unbound_ms = ?3 WHERE user_id = ?1 AND token = ?2 AND unbound_ms IS NULL",
+            )?
+            .execute(params![user_id, token, now_ms])?;
+        Ok(changed > 0)
+    }
 }
 
 pub struct PostgresWalletStore {
@@ -361,5 +470,74 @@ impl WalletStore for PostgresWalletStore {
             &[&user_id, &failures, &locked_until_ms],
         )?;
         Ok(())
+    }
+
+    fn identity_save(&mut self, identity: &IdentityRow) -> Result<(), StoreError> {
+        self.client.execute(
+            "INSERT INTO identities (user_id, class, name_masked, id_lookup, id_masked, verified_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (user_id) DO UPDATE SET class = excluded.class, \
+             name_masked = excluded.name_masked, id_lookup = excluded.id_lookup, \
+             id_masked = excluded.id_masked, verified_ms = excluded.verified_ms",
+            &[
+                &identity.user_id,
+                &identity.class,
+                &identity.name_masked,
+                &identity.id_lookup,
+                &identity.id_masked,
+                &identity.verified_ms,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn identity(&mut self, user_id: i64) -> Result<Option<IdentityRow>, StoreError> {
+        let row = self.client.query_opt(
+            "SELECT user_id, class, name_masked, id_lookup, id_masked, verified_ms FROM identities WHERE user_id = $1",
+            &[&user_id],
+        )?;
+        Ok(row.map(|r| IdentityRow {
+            user_id: r.get(0),
+            class: r.get(1),
+            name_masked: r.get(2),
+            id_lookup: r.get(3),
+            id_masked: r.get(4),
+            verified_ms: r.get(5),
+        }))
+    }
+
+    fn card_bind(&mut self, card: &CardRow) -> Result<bool, StoreError> {
+        let changed = self.client.execute(
+            "INSERT INTO cards (token, user_id, bank, last_four, bound_ms, unbound_ms) VALUES ($1, $2, $3, $4, $5, NULL) \
+             ON CONFLICT (user_id, token) DO UPDATE SET bound_ms = excluded.bound_ms, unbound_ms = NULL \
+             WHERE cards.unbound_ms IS NOT NULL",
+            &[&card.token, &card.user_id, &card.bank, &card.last_four, &card.bound_ms],
+        )?;
+        Ok(changed > 0)
+    }
+
+    fn cards(&mut self, user_id: i64) -> Result<Vec<CardRow>, StoreError> {
+        let rows = self.client.query(
+            "SELECT user_id, token, bank, last_four, bound_ms FROM cards WHERE user_id = $1 AND unbound_ms IS NULL \
+             ORDER BY bound_ms, token",
+            &[&user_id],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| CardRow {
+                user_id: r.get(0),
+                token: r.get(1),
+                bank: r.get(2),
+                last_four: r.get(3),
+                bound_ms: r.get(4),
+            })
+            .collect())
+    }
+
+    fn card_unbind(&mut self, user_id: i64, token: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let changed = self.client.execute(
+            "UPDATE cards SET unbound_ms = $3 WHERE user_id = $1 AND token = $2 AND unbound_ms IS NULL",
+            &[&user_id, &token, &now_ms],
+        )?;
+        Ok(changed > 0)
     }
 }

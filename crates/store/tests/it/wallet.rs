@@ -2,7 +2,7 @@
 
 use crate::on_both_stores;
 use crate::support::{Backend, TestStore};
-use zhifu_store::NewUser;
+use zhifu_store::{CardRow, IdentityRow, NewUser};
 
 on_both_stores!(users_and_sessions);
 
@@ -71,6 +71,57 @@ fn users_and_sessions(backend: Backend) {
         wallet.pin_set(i64::MAX, b"s", b"h").is_err(),
         "only for a real user"
     );
+
+    // Identities: saved, then raised to a higher class.
+    let mut identity = IdentityRow {
+        user_id: alice,
+        class: "I".into(),
+        name_masked: "*丽".into(),
+        id_lookup: b"id-lookup".to_vec(),
+        id_masked: "1****************X".into(),
+        verified_ms: 7,
+    };
+    assert_eq!(wallet.identity(alice).unwrap(), None);
+    wallet.identity_save(&identity).unwrap();
+    identity.class = "II".into();
+    wallet.identity_save(&identity).unwrap();
+    assert_eq!(wallet.identity(alice).unwrap(), Some(identity.clone()));
+
+    // Cards: bound once per wallet, unbound, bound again.
+    let card = |user_id, token: &str| CardRow {
+        user_id,
+        token: token.into(),
+        bank: "Simulated Bank".into(),
+        last_four: "1234".into(),
+        bound_ms: 8,
+    };
+    assert!(wallet.card_bind(&card(alice, "tok-1")).unwrap());
+    assert!(
+        !wallet.card_bind(&card(alice, "tok-1")).unwrap(),
+        "already bound"
+    );
+    assert!(
+        wallet.card_bind(&card(bob, "tok-1")).unwrap(),
+        "another account of the holder"
+    );
+    assert!(wallet.card_bind(&card(alice, "tok-2")).unwrap());
+    assert_eq!(wallet.cards(alice).unwrap().len(), 2);
+    assert!(wallet.card_unbind(alice, "tok-1", 9).unwrap());
+    assert!(!wallet.card_unbind(alice, "tok-1", 9).unwrap());
+    assert_eq!(
+        wallet
+            .cards(alice)
+            .unwrap()
+            .iter()
+            .map(|c| c.token.as_str())
+            .collect::<Vec<_>>(),
+        ["tok-2"]
+    );
+    assert!(
+        wallet.card_bind(&card(alice, "tok-1")).unwrap(),
+        "bound again after unbinding"
+    );
+    assert_eq!(wallet.cards(bob).unwrap().len(), 1);
 
     // A restart reads what was written.
     drop(wallet);
