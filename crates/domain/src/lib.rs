@@ -6,8 +6,11 @@
 //! seeded simulation can replay them.
 //!
 //! - [`wallet`]: the consumer wallet (SPEC §3): identities and real-name classes, sign-up and
-//!   sessions, the payment PIN and its lockout, withdrawal fees, red packets.
+//!   sessions, the payment PIN and its lockout, real-name verification, cards, top-up,
+//!   withdrawal fees, red packets.
+//! - [`bank`]: the banks behind wallets, and the simulated one.
 
+pub mod bank;
 pub mod wallet;
 
 /// Randomness behind a small trait: production draws from the operating system, tests and
@@ -19,4 +22,14 @@ pub trait Random {
     /// Fills `bytes`; for secrets (session tokens) the source must be cryptographically
     /// secure.
     fn fill(&mut self, bytes: &mut [u8]);
+}
+
+/// A key of its own for each use of the server's secret (HMAC-SHA-256 of a label).
+pub fn derive_key(secret: &[u8], label: &str) -> Vec<u8> {
+    use hmac::{KeyInit, Mac};
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    mac.update(b"zhifu key v1\0");
+    mac.update(label.as_bytes());
+    mac.finalize().into_bytes().to_vec()
 }

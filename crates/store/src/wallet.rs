@@ -27,6 +27,7 @@ pub struct NewUser {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct UserRow {
     pub id: i64,
+    pub phone_lookup: Vec<u8>,
     pub phone_masked: String,
     pub password_hash: String,
     pub created_ms: i64,
@@ -160,6 +161,7 @@ impl SqliteWalletStore {
 fn user_row_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
     Ok(UserRow {
         id: r.get(0)?,
+        phone_lookup: r.get(4)?,
         phone_masked: r.get(1)?,
         password_hash: r.get(2)?,
         created_ms: r.get(3)?,
@@ -191,7 +193,7 @@ impl WalletStore for SqliteWalletStore {
         Ok(self
             .connection
             .prepare_cached(
-                "SELECT id, phone_masked, password_hash, created_ms FROM users WHERE phone_lookup = ?1",
+                "SELECT id, phone_masked, password_hash, created_ms, phone_lookup FROM users WHERE phone_lookup = ?1",
             )?
             .query_row([phone_lookup], user_row_sqlite)
             .optional()?)
@@ -201,7 +203,7 @@ impl WalletStore for SqliteWalletStore {
         Ok(self
             .connection
             .prepare_cached(
-                "SELECT id, phone_masked, password_hash, created_ms FROM users WHERE id = ?1",
+                "SELECT id, phone_masked, password_hash, created_ms, phone_lookup FROM users WHERE id = ?1",
             )?
             .query_row([id], user_row_sqlite)
             .optional()?)
@@ -368,6 +370,7 @@ pub struct PostgresWalletStore {
 fn user_row_postgres(row: &postgres::Row) -> UserRow {
     UserRow {
         id: row.get(0),
+        phone_lookup: row.get(4),
         phone_masked: row.get(1),
         password_hash: row.get(2),
         created_ms: row.get(3),
@@ -391,7 +394,7 @@ impl WalletStore for PostgresWalletStore {
 
     fn user_by_phone(&mut self, phone_lookup: &[u8]) -> Result<Option<UserRow>, StoreError> {
         let row = self.client.query_opt(
-            "SELECT id, phone_masked, password_hash, created_ms FROM users WHERE phone_lookup = $1",
+            "SELECT id, phone_masked, password_hash, created_ms, phone_lookup FROM users WHERE phone_lookup = $1",
             &[&phone_lookup],
         )?;
         Ok(row.as_ref().map(user_row_postgres))
@@ -399,7 +402,7 @@ impl WalletStore for PostgresWalletStore {
 
     fn user(&mut self, id: i64) -> Result<Option<UserRow>, StoreError> {
         let row = self.client.query_opt(
-            "SELECT id, phone_masked, password_hash, created_ms FROM users WHERE id = $1",
+            "SELECT id, phone_masked, password_hash, created_ms, phone_lookup FROM users WHERE id = $1",
             &[&id],
         )?;
         Ok(row.as_ref().map(user_row_postgres))

@@ -59,3 +59,8 @@ fn person_account_id(user_id: i64, slot: i64) -> AccountId {
 fn account_id(id: u64) -> AccountId {
     AccountId::new(id).expect("chart ids are positive and at most i64::MAX")
 }
+
+/// Business codes on the wallet's transfers (the ledger's `code`), stable once written.
+pub const CODE_TOP_UP: u16 = 1;
+pub const CODE_WITHDRAWAL: u16 = 2;
+pub const CODE_WITHDRAWAL_FEE: u16 = 3;

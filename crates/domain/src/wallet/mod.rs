@@ -2,6 +2,7 @@
 
 pub mod chart;
 pub mod fees;
+pub mod funding;
 pub mod identity;
 pub mod limits;
 pub mod people;

@@ -5,16 +5,18 @@
 //! plus its masked form, the password as an Argon2id PHC string, the session token as its
 //! SHA-256. Errors never say whether a phone is registered when a log-in fails.
 
-use super::identity::Phone;
+use super::identity::{CardNumber, IdNumber, Phone};
+use super::limits::RealNameClass;
 use super::pin::{LockoutPolicy, Pin, PinAttempts, PinError, PinHasher};
-use crate::Random;
+use crate::bank::{Bank, BankError, Holder};
+use crate::{Random, derive_key};
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use hmac::{KeyInit, Mac};
 use sha2::Digest;
 use std::fmt;
-use zhifu_store::{NewUser, StoreError, WalletStore};
+use zhifu_store::{CardRow, IdentityRow, NewUser, StoreError, WalletStore};
 
 /// Login passwords: long enough to resist guessing, short enough to bound hashing work.
 pub const PASSWORD_LEN_MIN: usize = 8;
@@ -36,6 +38,15 @@ pub enum PeopleError {
     /// A payment needs a PIN and none was set.
     PinNotSet,
     Pin(PinError),
+    /// A name must be given, at most 64 characters.
+    NameInvalid,
+    /// The ID number (or, for a card, the phone) is not the one this account verified with.
+    IdentityMismatch,
+    /// Binding a card needs real-name verification first.
+    IdentityRequired,
+    CardAlreadyBound,
+    CardNotFound,
+    Bank(BankError),
     Store(StoreError),
 }
 
@@ -50,6 +61,12 @@ impl PeopleError {
             PeopleError::PasswordWrong => "PASSWORD_WRONG",
             PeopleError::PinNotSet => "PIN_NOT_SET",
             PeopleError::Pin(e) => e.code(),
+            PeopleError::NameInvalid => "NAME_INVALID",
+            PeopleError::IdentityMismatch => "IDENTITY_MISMATCH",
+            PeopleError::IdentityRequired => "IDENTITY_REQUIRED",
+            PeopleError::CardAlreadyBound => "CARD_ALREADY_BOUND",
+            PeopleError::CardNotFound => "CARD_NOT_FOUND",
+            PeopleError::Bank(e) => e.code(),
             PeopleError::Store(_) => "STORE_UNAVAILABLE",
         }
     }
@@ -78,6 +95,20 @@ impl fmt::Display for PeopleError {
             PeopleError::PasswordWrong => f.write_str("the login password is wrong"),
             PeopleError::PinNotSet => f.write_str("set a payment PIN first"),
             PeopleError::Pin(e) => e.fmt(f),
+            PeopleError::NameInvalid => {
+                f.write_str("give your name as on your ID card, at most 64 characters")
+            }
+            PeopleError::IdentityMismatch => {
+                f.write_str("this is not the ID number (or phone) this account was verified with")
+            }
+            PeopleError::IdentityRequired => {
+                f.write_str("verify your real name (name and ID number) first")
+            }
+            PeopleError::CardAlreadyBound => {
+                f.write_str("this card is already bound to your wallet")
+            }
+            PeopleError::CardNotFound => f.write_str("no such card is bound to your wallet"),
+            PeopleError::Bank(e) => e.fmt(f),
             PeopleError::Store(e) => write!(f, "storage failed: {e}"),
         }
     }
@@ -118,6 +149,7 @@ impl fmt::Debug for Session {
 pub struct People {
     store: Box<dyn WalletStore>,
     phone_key: Vec<u8>,
+    id_key: Vec<u8>,
     pin_hasher: PinHasher,
     lockout: LockoutPolicy,
     session_ttl_ms: i64,
@@ -139,6 +171,7 @@ impl People {
         People {
             store,
             phone_key: derive_key(secret, "phone lookup"),
+            id_key: derive_key(secret, "id number lookup"),
             pin_hasher: PinHasher::new(&derive_key(secret, "payment pin")),
             lockout: LockoutPolicy::default(),
             session_ttl_ms,
@@ -290,6 +323,116 @@ impl People {
         }
     }
 
+    /// Real-name class I: a name and an ID number that passes its check (the external check,
+    /// simulated). The real name cannot be changed afterwards, only confirmed.
+    pub fn verify_identity(
+        &mut self,
+        user_id: i64,
+        name: &str,
+        id_number: &IdNumber,
+        now_ms: i64,
+    ) -> Result<IdentityRow, PeopleError> {
+        let name_masked = mask_name(name)?;
+        let id_lookup = self.id_lookup(id_number);
+        if let Some(known) = self.store.identity(user_id)? {
+            if known.id_lookup != id_lookup {
+                return Err(PeopleError::IdentityMismatch);
+            }
+            return Ok(known);
+        }
+        let identity = IdentityRow {
+            user_id,
+            class: RealNameClass::ClassI.code().into(),
+            name_masked,
+            id_lookup,
+            id_masked: id_number.masked(),
+            verified_ms: now_ms,
+        };
+        self.store.identity_save(&identity)?;
+        Ok(identity)
+    }
+
+    /// The person's real-name class.
+    pub fn class(&mut self, user_id: i64) -> Result<RealNameClass, PeopleError> {
+        Ok(match self.store.identity(user_id)? {
+            None => RealNameClass::Unverified,
+            Some(identity) => class_from_code(&identity.class),
+        })
+    }
+
+    /// Binds a card after the bank's four-element check; the first card raises the person to
+    /// class II. The holder must be the verified person, on this account's phone.
+    pub fn bind_card(
+        &mut self,
+        user_id: i64,
+        card: &CardNumber,
+        holder: &Holder<'_>,
+        bank: &dyn Bank,
+        now_ms: i64,
+    ) -> Result<CardRow, PeopleError> {
+        let mut identity = self
+            .store
+            .identity(user_id)?
+            .ok_or(PeopleError::IdentityRequired)?;
+        let user = self
+            .store
+            .user(user_id)?
+            .ok_or(PeopleError::SessionInvalid)?;
+        if identity.id_lookup != self.id_lookup(holder.id_number)
+            || user.phone_lookup != self.phone_lookup(holder.phone)
+        {
+            return Err(PeopleError::IdentityMismatch);
+        }
+        let bound = bank.bind_card(card, holder).map_err(PeopleError::Bank)?;
+        let row = CardRow {
+            user_id,
+            token: bound.token,
+            bank: bound.bank,
+            last_four: bound.last_four,
+            bound_ms: now_ms,
+        };
+        if !self.store.card_bind(&row)? {
+            return Err(PeopleError::CardAlreadyBound);
+        }
+        if class_from_code(&identity.class) < RealNameClass::ClassII {
+            identity.class = RealNameClass::ClassII.code().into();
+            self.store.identity_save(&identity)?;
+        }
+        Ok(row)
+    }
+
+    pub fn cards(&mut self, user_id: i64) -> Result<Vec<CardRow>, PeopleError> {
+        Ok(self.store.cards(user_id)?)
+    }
+
+    /// The person's bound card with this token.
+    pub fn card(&mut self, user_id: i64, token: &str) -> Result<CardRow, PeopleError> {
+        self.store
+            .cards(user_id)?
+            .into_iter()
+            .find(|card| card.token == token)
+            .ok_or(PeopleError::CardNotFound)
+    }
+
+    pub fn unbind_card(
+        &mut self,
+        user_id: i64,
+        token: &str,
+        now_ms: i64,
+    ) -> Result<(), PeopleError> {
+        match self.store.card_unbind(user_id, token, now_ms)? {
+            true => Ok(()),
+            false => Err(PeopleError::CardNotFound),
+        }
+    }
+
+    fn id_lookup(&self, id_number: &IdNumber) -> Vec<u8> {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.id_key)
+            .expect("HMAC takes keys of any length");
+        mac.update(id_number.reveal().as_bytes());
+        mac.finalize().into_bytes().to_vec()
+    }
+
     fn phone_lookup(&self, phone: &Phone) -> Vec<u8> {
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.phone_key)
             .expect("HMAC takes keys of any length");
@@ -298,13 +441,27 @@ impl People {
     }
 }
 
-/// A key of its own for each use of the server secret.
-fn derive_key(secret: &[u8], label: &str) -> Vec<u8> {
-    let mut mac =
-        hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(b"zhifu key v1\0");
-    mac.update(label.as_bytes());
-    mac.finalize().into_bytes().to_vec()
+/// `*三` for 张三: what may be shown of a real name.
+fn mask_name(name: &str) -> Result<String, PeopleError> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > 64 || name.chars().any(char::is_control) {
+        return Err(PeopleError::NameInvalid);
+    }
+    let last = name.chars().last().expect("not empty");
+    Ok(match chars {
+        1 => "*".into(),
+        _ => format!("{}{last}", "*".repeat((chars - 1).min(3))),
+    })
+}
+
+fn class_from_code(code: &str) -> RealNameClass {
+    match code {
+        "I" => RealNameClass::ClassI,
+        "II" => RealNameClass::ClassII,
+        "III" => RealNameClass::ClassIII,
+        _ => RealNameClass::Unverified,
+    }
 }
 
 fn check_password_policy(password: &str) -> Result<(), PeopleError> {

@@ -488,3 +488,108 @@ mod people {
         ));
     }
 }
+
+mod funding {
+    use crate::bank::{Bank, BankMode, Holder, SIMULATED_CARD_BALANCE_MINOR, SimulatedBank};
+    use crate::wallet::chart::{institution_accounts, wallet_account, wallet_account_id};
+    use crate::wallet::funding::{FundingError, IdempotencyKey, TOP_UP_MAX_MINOR, top_up};
+    use crate::wallet::identity::{CardNumber, IdNumber, Phone, make};
+    use std::sync::Arc;
+    use zhifu_store::{CardRow, Engine, EngineConfig, StoreConfig, SystemClock};
+
+    const USER: i64 = 7;
+
+    fn wallet_balance(config: &StoreConfig) -> i128 {
+        let mut reader = config.open().unwrap();
+        zhifu_store::balance(reader.as_mut(), wallet_account_id(USER))
+            .unwrap()
+            .unwrap()
+            .balances
+            .posted_net_minor()
+    }
+
+    #[test]
+    fn top_ups_move_money_once_whatever_the_bank_does() {
+        let directory = tempfile::tempdir().unwrap();
+        let config = StoreConfig::Sqlite {
+            path: directory.path().join("ledger.sqlite"),
+        };
+        let engine =
+            Engine::start(&config, Arc::new(SystemClock), EngineConfig::default()).unwrap();
+        let mut accounts = institution_accounts();
+        accounts.push(wallet_account(USER));
+        engine.open_accounts(accounts).unwrap();
+        let bank = SimulatedBank::new(&[3; 32]);
+        let card_number = CardNumber::parse(&make::card_number("622202123456789012")).unwrap();
+        let id = IdNumber::parse("11010519491231002X").unwrap();
+        let phone = Phone::parse("13812345678").unwrap();
+        let holder = Holder {
+            name: "张三",
+            id_number: &id,
+            phone: &phone,
+        };
+        let bound = bank.bind_card(&card_number, &holder).unwrap();
+        let card = CardRow {
+            user_id: USER,
+            token: bound.token.clone(),
+            bank: bound.bank,
+            last_four: bound.last_four,
+            bound_ms: 0,
+        };
+        let key = |k: &str| IdempotencyKey::parse(k).unwrap();
+        let card_balance = || bank.balance_minor(&card.token).unwrap();
+        let moved =
+            |wallet: i128| SIMULATED_CARD_BALANCE_MINOR as i128 - card_balance() as i128 == wallet;
+
+        // Normal, then the same request again: one transfer, one debit.
+        let first = top_up(&bank, &engine, USER, &card, 10_000, &key("k1")).unwrap();
+        let again = top_up(&bank, &engine, USER, &card, 10_000, &key("k1")).unwrap();
+        assert_eq!(first, again);
+        assert_eq!(wallet_balance(&config), 10_000);
+        assert!(moved(10_000));
+        // The same key for another amount is refused and moves nothing.
+        let reused = top_up(&bank, &engine, USER, &card, 20_000, &key("k1")).unwrap_err();
+        assert_eq!(reused.code(), "IDEMPOTENCY_KEY_REUSED");
+
+        // The bank declines: nothing moves.
+        bank.set_mode(BankMode::Fail);
+        assert_eq!(
+            top_up(&bank, &engine, USER, &card, 500, &key("k2"))
+                .unwrap_err()
+                .code(),
+            "BANK_DECLINED"
+        );
+        assert_eq!(wallet_balance(&config), 10_000);
+
+        // The bank does the work but the answer is lost: settled by asking, posted once.
+        bank.set_mode(BankMode::TimeoutAfterWork);
+        top_up(&bank, &engine, USER, &card, 700, &key("k3")).unwrap();
+        top_up(&bank, &engine, USER, &card, 700, &key("k3")).unwrap();
+        assert_eq!(wallet_balance(&config), 10_700);
+        assert!(moved(10_700));
+
+        // The request never arrived: "processing"; the retry with the same key completes it.
+        bank.set_mode(BankMode::TimeoutBeforeWork);
+        assert!(matches!(
+            top_up(&bank, &engine, USER, &card, 300, &key("k4")),
+            Err(FundingError::Processing)
+        ));
+        assert_eq!(wallet_balance(&config), 10_700);
+        bank.set_mode(BankMode::Normal);
+        top_up(&bank, &engine, USER, &card, 300, &key("k4")).unwrap();
+        assert_eq!(wallet_balance(&config), 11_000);
+        assert!(moved(11_000));
+
+        // Amounts out of range never reach the bank.
+        for amount in [0, TOP_UP_MAX_MINOR + 1] {
+            let refused = top_up(&bank, &engine, USER, &card, amount, &key("k5")).unwrap_err();
+            assert_eq!(refused.code(), "AMOUNT_INVALID");
+        }
+        assert!(moved(11_000));
+        // More than the card holds.
+        let refused =
+            top_up(&bank, &engine, USER, &card, TOP_UP_MAX_MINOR, &key("k6")).unwrap_err();
+        assert_eq!(refused.code(), "BANK_INSUFFICIENT_FUNDS");
+        assert_eq!(wallet_balance(&config), 11_000);
+    }
+}

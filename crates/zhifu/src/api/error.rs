@@ -4,6 +4,8 @@
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use zhifu_domain::bank::BankError;
+use zhifu_domain::wallet::funding::FundingError;
 use zhifu_domain::wallet::identity::IdentityError;
 use zhifu_domain::wallet::people::PeopleError;
 use zhifu_domain::wallet::pin::PinError;
@@ -19,6 +21,9 @@ pub enum ApiError {
     SessionMissing,
     /// Query parameters of the wrong name or shape.
     QueryInvalid,
+    Funding(FundingError),
+    /// A money-moving call without a usable `Idempotency-Key` header.
+    IdempotencyKeyInvalid,
     /// Something on our side; the detail goes to the log, not to the caller.
     Internal,
 }
@@ -55,10 +60,31 @@ impl ApiError {
                         PinError::Wrong { .. } => StatusCode::FORBIDDEN,
                         PinError::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
                     },
+                    PeopleError::NameInvalid | PeopleError::IdentityMismatch => {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    }
+                    PeopleError::IdentityRequired => StatusCode::FORBIDDEN,
+                    PeopleError::CardAlreadyBound => StatusCode::CONFLICT,
+                    PeopleError::CardNotFound => StatusCode::NOT_FOUND,
+                    PeopleError::Bank(bank) => bank_status(*bank),
                     PeopleError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
                 };
                 (status, e.code())
             }
+            ApiError::Funding(e) => {
+                let status = match e {
+                    FundingError::AmountInvalid | FundingError::Ledger(_) => {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    }
+                    FundingError::Bank(bank) => bank_status(*bank),
+                    // Not a failure: the outcome is pending; the same request settles it.
+                    FundingError::Processing => StatusCode::ACCEPTED,
+                    FundingError::KeyReused => StatusCode::CONFLICT,
+                    FundingError::Engine(_) => StatusCode::SERVICE_UNAVAILABLE,
+                };
+                (status, e.code())
+            }
+            ApiError::IdempotencyKeyInvalid => (StatusCode::BAD_REQUEST, "IDEMPOTENCY_KEY_INVALID"),
             ApiError::SessionMissing => (StatusCode::UNAUTHORIZED, "SESSION_MISSING"),
             ApiError::QueryInvalid => (StatusCode::BAD_REQUEST, "QUERY_INVALID"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
@@ -75,6 +101,13 @@ impl ApiError {
                 "storage is unavailable; try again shortly".into()
             }
             ApiError::People(e) => e.to_string(),
+            ApiError::Funding(FundingError::Engine(_)) => {
+                "the ledger is unavailable; try again with the same Idempotency-Key".into()
+            }
+            ApiError::Funding(e) => e.to_string(),
+            ApiError::IdempotencyKeyInvalid => {
+                "send an Idempotency-Key header of 1 to 48 visible ASCII characters".into()
+            }
             ApiError::SessionMissing => {
                 "log in first: send the session token as Authorization: Bearer <token>".into()
             }
@@ -123,6 +156,22 @@ impl From<JsonRejection> for ApiError {
 impl From<IdentityError> for ApiError {
     fn from(e: IdentityError) -> ApiError {
         ApiError::Identity(e)
+    }
+}
+
+impl From<FundingError> for ApiError {
+    fn from(e: FundingError) -> ApiError {
+        ApiError::Funding(e)
+    }
+}
+
+fn bank_status(error: BankError) -> StatusCode {
+    match error {
+        BankError::HolderMismatch
+        | BankError::CardInvalid
+        | BankError::InsufficientFunds
+        | BankError::Declined => StatusCode::UNPROCESSABLE_ENTITY,
+        BankError::Timeout => StatusCode::GATEWAY_TIMEOUT,
     }
 }
 
