@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use zhifu_domain::bank::{BankMode, SimulatedBank};
 use zhifu_domain::wallet::people::People;
 use zhifu_ledger::AccountCode;
 use zhifu_store::{Engine, EngineConfig, StoreConfig, SystemClock};
@@ -33,6 +34,16 @@ pub struct Args {
     /// Address to listen on; port 0 picks a free one (the chosen URL is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// How the built-in simulated bank behaves: normal, fail, timeout_after_work or
+    /// timeout_before_work (to exercise every failure path).
+    #[arg(long, default_value = "normal", value_parser = parse_bank_mode)]
+    bank_mode: BankMode,
+}
+
+fn parse_bank_mode(text: &str) -> Result<BankMode, String> {
+    BankMode::parse(text).ok_or_else(|| {
+        "expected normal, fail, timeout_after_work or timeout_before_work".to_owned()
+    })
 }
 
 /// How long a log-in lasts.
@@ -47,6 +58,7 @@ pub struct AppState {
     people: Arc<Mutex<People>>,
     /// A read connection to the ledger (balances, statements), also on the blocking pool.
     reader: Arc<Mutex<Box<dyn zhifu_store::Store>>>,
+    bank: Arc<SimulatedBank>,
 }
 
 impl AppState {
@@ -56,6 +68,14 @@ impl AppState {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    pub fn engine_shared(&self) -> Arc<Engine> {
+        self.engine.clone()
+    }
+
+    pub fn bank(&self) -> Arc<SimulatedBank> {
+        self.bank.clone()
     }
 
     /// Runs `f` on the blocking pool with the ledger's read connection.
@@ -136,7 +156,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         store_name: config.name(),
         people: Arc::new(Mutex::new(people)),
         reader: Arc::new(Mutex::new(config.open()?)),
+        bank: Arc::new(SimulatedBank::new(&zhifu_domain::derive_key(
+            &secret,
+            "simulated bank",
+        ))),
     };
+    state.bank.set_mode(args.bank_mode);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -173,6 +198,16 @@ fn app(state: AppState) -> Router {
         .route("/api/v1/me", get(crate::api::people::me))
         .route("/api/v1/pin", put(crate::api::people::set_pin))
         .route("/api/v1/pin/check", post(crate::api::people::check_pin))
+        .route("/api/v1/verification", post(crate::api::funding::verify))
+        .route(
+            "/api/v1/cards",
+            post(crate::api::funding::bind_card).get(crate::api::funding::cards),
+        )
+        .route(
+            "/api/v1/cards/{token}",
+            delete(crate::api::funding::unbind_card),
+        )
+        .route("/api/v1/top-ups", post(crate::api::funding::top_up))
         .route("/api/v1/wallet", get(crate::api::wallet::balance))
         .route(
             "/api/v1/wallet/statement",

@@ -15,7 +15,12 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Server {
-        Server::start_with(tempfile::tempdir().expect("temporary directory"))
+        Server::start_with_args(&[])
+    }
+
+    /// With more `zhifu serve` arguments (`--bank-mode fail`, say).
+    pub fn start_with_args(args: &[&str]) -> Server {
+        Server::start_in(tempfile::tempdir().expect("temporary directory"), args)
     }
 
     /// Stops this server (SIGTERM) and starts another on the same data directory.
@@ -26,13 +31,14 @@ impl Server {
         );
         let (status, _) = self.terminate_in_place();
         assert!(status.success());
-        Server::start_with(data)
+        Server::start_in(data, &[])
     }
 
-    fn start_with(data: tempfile::TempDir) -> Server {
+    fn start_in(data: tempfile::TempDir, args: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_zhifu"))
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data.path())
+            .args(args)
             .env_remove("ZHIFU_DATABASE_URL")
             .stdout(Stdio::piped())
             .stderr(

@@ -1,0 +1,168 @@
+//! Real-name verification, bank cards and top-ups.
+
+use super::error::ApiError;
+use super::people::session_person;
+use crate::serve::AppState;
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use zhifu_domain::bank::Holder;
+use zhifu_domain::wallet::funding::{IdempotencyKey, top_up as domain_top_up};
+use zhifu_domain::wallet::identity::{CardNumber, IdNumber, Phone};
+use zhifu_store::CardRow;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verification {
+    name: String,
+    id_number: String,
+}
+
+/// `POST /api/v1/verification`: real-name class I.
+pub async fn verify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<Verification>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Json(request) = body?;
+    let id_number = IdNumber::parse(&request.id_number)?;
+    let person = session_person(&state, &headers).await?;
+    let now_ms = state.now_ms();
+    let identity = state
+        .with_people(move |people| {
+            people.verify_identity(person.user_id, &request.name, &id_number, now_ms)
+        })
+        .await??;
+    Ok(Json(json!({
+        "class": identity.class,
+        "name_masked": identity.name_masked,
+        "id_masked": identity.id_masked,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardBinding {
+    card_number: String,
+    name: String,
+    id_number: String,
+    phone: String,
+}
+
+fn card_json(card: &CardRow) -> Value {
+    json!({ "token": card.token, "bank": card.bank, "last_four": card.last_four })
+}
+
+/// `POST /api/v1/cards`: bind a card after the bank's four-element check (class II).
+pub async fn bind_card(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<CardBinding>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Json(request) = body?;
+    let card = CardNumber::parse(&request.card_number)?;
+    let id_number = IdNumber::parse(&request.id_number)?;
+    let phone = Phone::parse(&request.phone)?;
+    let person = session_person(&state, &headers).await?;
+    let now_ms = state.now_ms();
+    let bank = state.bank();
+    let row = state
+        .with_people(move |people| {
+            let holder = Holder {
+                name: &request.name,
+                id_number: &id_number,
+                phone: &phone,
+            };
+            people.bind_card(person.user_id, &card, &holder, bank.as_ref(), now_ms)
+        })
+        .await??;
+    Ok((StatusCode::CREATED, Json(card_json(&row))))
+}
+
+/// `GET /api/v1/cards`
+pub async fn cards(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let person = session_person(&state, &headers).await?;
+    let cards = state
+        .with_people(move |people| people.cards(person.user_id))
+        .await??;
+    Ok(Json(
+        json!({ "cards": cards.iter().map(card_json).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `DELETE /api/v1/cards/{token}`
+pub async fn unbind_card(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let person = session_person(&state, &headers).await?;
+    let now_ms = state.now_ms();
+    state
+        .with_people(move |people| people.unbind_card(person.user_id, &token, now_ms))
+        .await??;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopUpRequest {
+    card_token: String,
+    amount_minor: u64,
+    pin: String,
+}
+
+/// `POST /api/v1/top-ups` with an `Idempotency-Key`: money in from a bound card.
+pub async fn top_up(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<TopUpRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let key = idempotency_key(&headers)?;
+    let Json(request) = body?;
+    let person = session_person(&state, &headers).await?;
+    let now_ms = state.now_ms();
+    let user_id = person.user_id;
+    let (pin, token) = (request.pin, request.card_token);
+    // The PIN and the card, under the people lock; the bank call outside it.
+    let card = state
+        .with_people(move |people| {
+            people.check_pin(user_id, &pin, now_ms)?;
+            people.card(user_id, &token)
+        })
+        .await??;
+    let (bank, engine) = (state.bank(), state.engine_shared());
+    let done = tokio::task::spawn_blocking(move || {
+        domain_top_up(
+            bank.as_ref(),
+            &engine,
+            user_id,
+            &card,
+            request.amount_minor,
+            &key,
+        )
+    })
+    .await
+    .map_err(|_| ApiError::Internal)??;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "transfer_id": done.transfer_id.get().to_string(),
+            "amount_minor": done.amount_minor,
+        })),
+    ))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
+    headers
+        .get("idempotency-key")
+        .and_then(|value| value.to_str().ok())
+        .and_then(IdempotencyKey::parse)
+        .ok_or(ApiError::IdempotencyKeyInvalid)
+}

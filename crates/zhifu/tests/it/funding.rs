@@ -1,0 +1,274 @@
+//! Verify, bind a card, top up: the money-in path over HTTP, and its failures.
+
+use crate::support::Server;
+use crate::wallet::signed_up;
+
+const PHONE: &str = "13812345678";
+const ID_NUMBER: &str = "11010519491231002X";
+/// A UnionPay-like number that passes Luhn.
+const CARD: &str = "6222021234567890128";
+const PIN: &str = "802514";
+
+/// Signs up, sets the PIN, verifies and binds the card; returns (token, card token).
+fn ready_to_pay(server: &Server) -> (String, String) {
+    let token = signed_up(server, PHONE);
+    let pin = format!(r#"{{"password":"long enough password","pin":"{PIN}"}}"#);
+    assert_eq!(
+        server.send("PUT", "/api/v1/pin", &pin, Some(&token)).status,
+        204
+    );
+    let verification = format!(r#"{{"name":"张三","id_number":"{ID_NUMBER}"}}"#);
+    let verified = server.send("POST", "/api/v1/verification", &verification, Some(&token));
+    assert_eq!(
+        (verified.status, verified.json()["class"].as_str()),
+        (200, Some("I")),
+        "{}",
+        verified.body
+    );
+    let binding = format!(
+        r#"{{"card_number":"{CARD}","name":"张三","id_number":"{ID_NUMBER}","phone":"{PHONE}"}}"#
+    );
+    let bound = server.send("POST", "/api/v1/cards", &binding, Some(&token));
+    assert_eq!(bound.status, 201, "{}", bound.body);
+    assert_eq!(bound.json()["last_four"], "0128");
+    (token, bound.json()["token"].as_str().unwrap().to_owned())
+}
+
+fn top_up(
+    server: &Server,
+    token: &str,
+    key: Option<&str>,
+    card: &str,
+    amount: u64,
+    pin: &str,
+) -> crate::support::Response {
+    let body = format!(r#"{{"card_token":"{card}","amount_minor":{amount},"pin":"{pin}"}}"#);
+    let key_header = key
+        .map(|k| format!("Idempotency-Key: {k}\r\n"))
+        .unwrap_or_default();
+    server.request(&format!(
+        "POST /api/v1/top-ups HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
+         {key_header}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        server.address,
+        body.len()
+    ))
+}
+
+fn balance_minor(server: &Server, token: &str) -> i64 {
+    server.send("GET", "/api/v1/wallet", "", Some(token)).json()["balance_minor"]
+        .as_i64()
+        .unwrap()
+}
+
+#[test]
+fn top_up_from_a_bound_card_once_per_key() {
+    let server = Server::start();
+    let (token, card) = ready_to_pay(&server);
+    let first = top_up(&server, &token, Some("order-1"), &card, 10_000, PIN);
+    assert_eq!(first.status, 201, "{}", first.body);
+    let again = top_up(&server, &token, Some("order-1"), &card, 10_000, PIN);
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(first.json()["transfer_id"], again.json()["transfer_id"]);
+    assert_eq!(balance_minor(&server, &token), 10_000);
+    let statement = server
+        .send("GET", "/api/v1/wallet/statement", "", Some(&token))
+        .json();
+    assert_eq!(statement["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(statement["entries"][0]["balance_after_minor"], 10_000);
+
+    for (key, card_token, amount, pin, status, code) in [
+        (
+            None,
+            card.as_str(),
+            100,
+            PIN,
+            400,
+            "IDEMPOTENCY_KEY_INVALID",
+        ),
+        (
+            Some("order-1"),
+            card.as_str(),
+            20_000,
+            PIN,
+            409,
+            "IDEMPOTENCY_KEY_REUSED",
+        ),
+        (
+            Some("order-2"),
+            card.as_str(),
+            0,
+            PIN,
+            422,
+            "AMOUNT_INVALID",
+        ),
+        (
+            Some("order-2"),
+            card.as_str(),
+            5_000_001,
+            PIN,
+            422,
+            "AMOUNT_INVALID",
+        ),
+        (
+            Some("order-2"),
+            "simbank_nope",
+            100,
+            PIN,
+            404,
+            "CARD_NOT_FOUND",
+        ),
+        (
+            Some("order-2"),
+            card.as_str(),
+            100,
+            "000001",
+            403,
+            "PIN_WRONG",
+        ),
+    ] {
+        let refused = top_up(&server, &token, key, card_token, amount, pin);
+        assert_eq!(
+            (refused.status, refused.code()),
+            (status, code.into()),
+            "{key:?} {amount}"
+        );
+    }
+    let negative = server.send(
+        "POST",
+        "/api/v1/top-ups",
+        &format!(r#"{{"card_token":"{card}","amount_minor":-5,"pin":"{PIN}"}}"#),
+        Some(&token),
+    );
+    assert_eq!(
+        negative.status, 400,
+        "no key and a negative amount: the key is checked first"
+    );
+    assert_eq!(
+        balance_minor(&server, &token),
+        10_000,
+        "no refusal moved money"
+    );
+
+    // Cards: listed, unbound, gone.
+    let cards = server.send("GET", "/api/v1/cards", "", Some(&token)).json();
+    assert_eq!(cards["cards"][0]["bank"], "Simulated Bank");
+    assert_eq!(
+        server
+            .send("DELETE", &format!("/api/v1/cards/{card}"), "", Some(&token))
+            .status,
+        204
+    );
+    assert_eq!(
+        server
+            .send("DELETE", &format!("/api/v1/cards/{card}"), "", Some(&token))
+            .status,
+        404
+    );
+    let unbound = top_up(&server, &token, Some("order-3"), &card, 100, PIN);
+    assert_eq!(
+        (unbound.status, unbound.code()),
+        (404, "CARD_NOT_FOUND".into())
+    );
+
+    // No card number, ID number or PIN in the log.
+    let log = server.log();
+    for secret in [CARD, ID_NUMBER, PIN, PHONE] {
+        assert!(!log.contains(secret), "the log shows {secret}");
+    }
+}
+
+#[test]
+fn binding_needs_the_verified_person() {
+    let server = Server::start();
+    let token = signed_up(&server, PHONE);
+    let binding = |id: &str, phone: &str, card: &str| {
+        format!(r#"{{"card_number":"{card}","name":"张三","id_number":"{id}","phone":"{phone}"}}"#)
+    };
+    let early = server.send(
+        "POST",
+        "/api/v1/cards",
+        &binding(ID_NUMBER, PHONE, CARD),
+        Some(&token),
+    );
+    assert_eq!(
+        (early.status, early.code()),
+        (403, "IDENTITY_REQUIRED".into())
+    );
+    let verification = format!(r#"{{"name":"张三","id_number":"{ID_NUMBER}"}}"#);
+    assert_eq!(
+        server
+            .send("POST", "/api/v1/verification", &verification, Some(&token))
+            .status,
+        200
+    );
+    let other_id = "110105194912310021";
+    for (body, status, code) in [
+        (
+            binding("11010519491231003X", PHONE, CARD),
+            422,
+            "ID_NUMBER_CHECK_DIGIT",
+        ),
+        (
+            binding(ID_NUMBER, "13900000000", CARD),
+            422,
+            "IDENTITY_MISMATCH",
+        ),
+        (
+            binding(ID_NUMBER, PHONE, "6222021234567890123"),
+            422,
+            "CARD_NUMBER_CHECKSUM",
+        ),
+        (
+            format!(r#"{{"name":"张三","id_number":"{other_id}"}}"#),
+            422,
+            "JSON_INVALID",
+        ),
+    ] {
+        let refused = server.send("POST", "/api/v1/cards", &body, Some(&token));
+        assert_eq!(
+            (refused.status, refused.code()),
+            (status, code.into()),
+            "{body}"
+        );
+    }
+    let renamed = server.send(
+        "POST",
+        "/api/v1/verification",
+        r#"{"name":"李四","id_number":"110105200002291235"}"#,
+        Some(&token),
+    );
+    assert_eq!(
+        (renamed.status, renamed.code()),
+        (422, "IDENTITY_MISMATCH".into()),
+        "a verified real name cannot change"
+    );
+}
+
+#[test]
+fn a_lost_bank_answer_is_settled_by_asking_the_bank() {
+    let server = Server::start_with_args(&["--bank-mode", "timeout_after_work"]);
+    let (token, card) = ready_to_pay(&server);
+    let topped = top_up(&server, &token, Some("order-1"), &card, 2_500, PIN);
+    assert_eq!(topped.status, 201, "{}", topped.body);
+    assert_eq!(topped.json()["amount_minor"], 2_500);
+    assert_eq!(
+        top_up(&server, &token, Some("order-1"), &card, 2_500, PIN).status,
+        201
+    );
+    assert_eq!(balance_minor(&server, &token), 2_500);
+
+    let server = Server::start_with_args(&["--bank-mode", "timeout_before_work"]);
+    let (token, card) = ready_to_pay(&server);
+    let pending = top_up(&server, &token, Some("order-1"), &card, 2_500, PIN);
+    assert_eq!((pending.status, pending.code()), (202, "PROCESSING".into()));
+    assert_eq!(balance_minor(&server, &token), 0);
+
+    let server = Server::start_with_args(&["--bank-mode", "fail"]);
+    let (token, card) = ready_to_pay(&server);
+    let declined = top_up(&server, &token, Some("order-1"), &card, 2_500, PIN);
+    assert_eq!(
+        (declined.status, declined.code()),
+        (422, "BANK_DECLINED".into())
+    );
+    assert_eq!(balance_minor(&server, &token), 0);
+}
