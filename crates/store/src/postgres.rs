@@ -24,6 +24,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../migrations/postgres/0004_identities_cards.sql"),
     ),
+    (
+        5,
+        include_str!("../migrations/postgres/0005_quota_uses.sql"),
+    ),
 ];
 
 pub struct PostgresStore {

@@ -13,6 +13,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/wallet_0001.sql")),
     (2, include_str!("../migrations/sqlite/wallet_0002.sql")),
     (3, include_str!("../migrations/sqlite/wallet_0003.sql")),
+    (4, include_str!("../migrations/sqlite/wallet_0004.sql")),
 ];
 
 /// A person to create.
@@ -97,6 +98,20 @@ pub trait WalletStore: Send {
     fn cards(&mut self, user_id: i64) -> Result<Vec<CardRow>, StoreError>;
     /// False when the wallet had no such bound card.
     fn card_unbind(&mut self, user_id: i64, token: &str, now_ms: i64) -> Result<bool, StoreError>;
+    /// The free withdrawal quota this person (by ID lookup) has used, failed withdrawals
+    /// excluded.
+    fn quota_used(&mut self, id_lookup: &[u8]) -> Result<u64, StoreError>;
+    /// The share of the quota a withdrawal took under `key`, if it took one (released or not).
+    fn quota_use(&mut self, key: &str) -> Result<Option<u64>, StoreError>;
+    /// Records a withdrawal's share; false when the key has one already.
+    fn quota_use_record(
+        &mut self,
+        key: &str,
+        id_lookup: &[u8],
+        free_minor: u64,
+    ) -> Result<bool, StoreError>;
+    /// Gives a failed withdrawal's share back.
+    fn quota_use_release(&mut self, key: &str) -> Result<(), StoreError>;
     /// Records the lockout state after an attempt.
     fn pin_attempts_save(
         &mut self,
@@ -361,6 +376,47 @@ impl WalletStore for SqliteWalletStore {
             .execute(params![user_id, token, now_ms])?;
         Ok(changed > 0)
     }
+
+    fn quota_used(&mut self, id_lookup: &[u8]) -> Result<u64, StoreError> {
+        let used: i64 = self
+            .connection
+            .prepare_cached("SELECT coalesce(sum(free_minor), 0) FROM quota_uses WHERE id_lookup = ?1 AND released = 0")?
+            .query_row([id_lookup], |r| r.get(0))?;
+        Ok(u64::try_from(used).unwrap_or(0))
+    }
+
+    fn quota_use(&mut self, key: &str) -> Result<Option<u64>, StoreError> {
+        let free: Option<i64> = self
+            .connection
+            .prepare_cached("SELECT free_minor FROM quota_uses WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?;
+        Ok(free.map(|f| u64::try_from(f).unwrap_or(0)))
+    }
+
+    fn quota_use_record(
+        &mut self,
+        key: &str,
+        id_lookup: &[u8],
+        free_minor: u64,
+    ) -> Result<bool, StoreError> {
+        let free = i64::try_from(free_minor)
+            .map_err(|_| StoreError::Corrupt("quota share out of range".into()))?;
+        let changed = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO quota_uses (key, id_lookup, free_minor) VALUES (?1, ?2, ?3) ON CONFLICT (key) DO NOTHING",
+            )?
+            .execute(params![key, id_lookup, free])?;
+        Ok(changed > 0)
+    }
+
+    fn quota_use_release(&mut self, key: &str) -> Result<(), StoreError> {
+        self.connection
+            .prepare_cached("UPDATE quota_uses SET released = 1 WHERE key = ?1")?
+            .execute([key])?;
+        Ok(())
+    }
 }
 
 pub struct PostgresWalletStore {
@@ -542,5 +598,43 @@ impl WalletStore for PostgresWalletStore {
             &[&user_id, &token, &now_ms],
         )?;
         Ok(changed > 0)
+    }
+
+    fn quota_used(&mut self, id_lookup: &[u8]) -> Result<u64, StoreError> {
+        let row = self.client.query_one(
+            "SELECT CAST(coalesce(sum(free_minor), 0) AS BIGINT) FROM quota_uses WHERE id_lookup = $1 AND NOT released",
+            &[&id_lookup],
+        )?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+
+    fn quota_use(&mut self, key: &str) -> Result<Option<u64>, StoreError> {
+        let row = self
+            .client
+            .query_opt("SELECT free_minor FROM quota_uses WHERE key = $1", &[&key])?;
+        Ok(row.map(|r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
+    }
+
+    fn quota_use_record(
+        &mut self,
+        key: &str,
+        id_lookup: &[u8],
+        free_minor: u64,
+    ) -> Result<bool, StoreError> {
+        let free = i64::try_from(free_minor)
+            .map_err(|_| StoreError::Corrupt("quota share out of range".into()))?;
+        let changed = self.client.execute(
+            "INSERT INTO quota_uses (key, id_lookup, free_minor) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+            &[&key, &id_lookup, &free],
+        )?;
+        Ok(changed > 0)
+    }
+
+    fn quota_use_release(&mut self, key: &str) -> Result<(), StoreError> {
+        self.client.execute(
+            "UPDATE quota_uses SET released = TRUE WHERE key = $1",
+            &[&key],
+        )?;
+        Ok(())
     }
 }

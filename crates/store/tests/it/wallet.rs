@@ -123,6 +123,21 @@ fn users_and_sessions(backend: Backend) {
     );
     assert_eq!(wallet.cards(bob).unwrap().len(), 1);
 
+    // The free withdrawal quota: shared per person, a share per key, released on failure.
+    assert_eq!(wallet.quota_used(b"id-lookup").unwrap(), 0);
+    assert!(wallet.quota_use_record("w1", b"id-lookup", 60_000).unwrap());
+    assert!(
+        !wallet.quota_use_record("w1", b"id-lookup", 10).unwrap(),
+        "one share per key"
+    );
+    assert!(wallet.quota_use_record("w2", b"id-lookup", 40_000).unwrap());
+    assert!(wallet.quota_use_record("w3", b"someone-else", 5).unwrap());
+    assert_eq!(wallet.quota_used(b"id-lookup").unwrap(), 100_000);
+    wallet.quota_use_release("w2").unwrap();
+    assert_eq!(wallet.quota_used(b"id-lookup").unwrap(), 60_000);
+    assert_eq!(wallet.quota_use("w2").unwrap(), Some(40_000));
+    assert_eq!(wallet.quota_use("w9").unwrap(), None);
+
     // A restart reads what was written.
     drop(wallet);
     let mut wallet = store.config.open_wallet().expect("reopen");
