@@ -78,6 +78,10 @@ impl AppState {
         self.bank.clone()
     }
 
+    pub fn withdrawal_policy(&self) -> zhifu_domain::wallet::fees::WithdrawalPolicy {
+        zhifu_domain::wallet::fees::WithdrawalPolicy::default()
+    }
+
     /// Runs `f` on the blocking pool with the ledger's read connection.
     pub async fn with_reader<T: Send + 'static>(
         &self,
@@ -208,6 +212,11 @@ fn app(state: AppState) -> Router {
             delete(crate::api::funding::unbind_card),
         )
         .route("/api/v1/top-ups", post(crate::api::funding::top_up))
+        .route("/api/v1/withdrawals", post(crate::api::funding::withdraw))
+        .route(
+            "/api/v1/withdrawals/quote",
+            get(crate::api::funding::withdrawal_quote),
+        )
         .route("/api/v1/wallet", get(crate::api::wallet::balance))
         .route(
             "/api/v1/wallet/statement",

@@ -1,9 +1,13 @@
-//! Money in from a bound card (top-up), SPEC §3. The bank is asked first; the ledger posts
+//! Money in from a bound card (top-up) and out to one (withdrawal), SPEC §3. The bank is asked first; the ledger posts
 //! only what the bank did. Both steps are keyed by the caller's idempotency key, so a retry,
 //! a crash or a lost answer never moves money twice, and an unknown outcome is settled by
 //! asking the bank, never by guessing.
 
-use super::chart::{BANK_SETTLEMENT, CODE_TOP_UP, wallet_account_id};
+use super::chart::{
+    BANK_SETTLEMENT, CODE_TOP_UP, CODE_WITHDRAWAL, CODE_WITHDRAWAL_FEE, FEE_INCOME,
+    wallet_account_id,
+};
+use super::fees::WithdrawalQuote;
 use crate::bank::{Bank, BankError, Outcome};
 use sha2::Digest;
 use std::fmt;
@@ -153,4 +157,171 @@ pub fn derived_transfer_id(purpose: &str, user_id: i64, key: &IdempotencyKey) ->
         .finalize();
     let raw = u128::from_be_bytes(digest[..16].try_into().expect("16 bytes")) >> 1;
     TransferId::new(raw.max(1)).expect("below 2^127 and not zero")
+}
+
+/// A completed withdrawal.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Withdrawal {
+    pub transfer_id: TransferId,
+    pub quote: WithdrawalQuote,
+}
+
+/// Pays `quote.amount_minor` out to the card and charges `quote.fee_minor` to fee income.
+///
+/// The money is first held in the ledger (pending transfers without a timeout: a withdrawal
+/// the bank may have paid must never be returned by a clock), then the bank is asked to pay,
+/// then the holds are posted if it did and voided if it did not. When nobody knows yet, the
+/// holds stay and the same request settles them later. On an error other than
+/// [`FundingError::Processing`] nothing has moved and the caller gives the quota share back.
+pub fn withdraw(
+    bank: &dyn Bank,
+    engine: &Engine,
+    user_id: i64,
+    card: &CardRow,
+    quote: WithdrawalQuote,
+    key: &IdempotencyKey,
+) -> Result<Withdrawal, FundingError> {
+    assert_eq!(
+        card.user_id, user_id,
+        "the caller checked that the card is the person's"
+    );
+    assert_eq!(quote.debit_minor, quote.amount_minor + quote.fee_minor);
+    if quote.amount_minor == 0 || quote.amount_minor > WITHDRAWAL_MAX_MINOR {
+        return Err(FundingError::AmountInvalid);
+    }
+    let ids = WithdrawalIds::new(user_id, key);
+    hold(engine, user_id, &quote, &ids, key)?;
+    let bank_key = format!("withdrawal-{:032x}", ids.hold.get());
+    let paid = match bank.credit(&card.token, quote.amount_minor, &bank_key) {
+        Ok(()) => Ok(()),
+        Err(BankError::Timeout) => match bank.outcome(&bank_key) {
+            Outcome::Done => Ok(()),
+            Outcome::Failed => Err(BankError::Declined),
+            Outcome::Unknown => return Err(FundingError::Processing),
+        },
+        Err(e) => Err(e),
+    };
+    settle(engine, &quote, &ids, paid.is_ok())?;
+    paid.map_err(FundingError::Bank)?;
+    Ok(Withdrawal {
+        transfer_id: ids.hold,
+        quote,
+    })
+}
+
+/// The most one withdrawal may pay out: 50,000.00 yuan.
+pub const WITHDRAWAL_MAX_MINOR: u64 = 5_000_000;
+
+/// Every ledger id a withdrawal uses, derived from its key.
+struct WithdrawalIds {
+    hold: TransferId,
+    fee_hold: TransferId,
+    settle: TransferId,
+    fee_settle: TransferId,
+}
+
+impl WithdrawalIds {
+    fn new(user_id: i64, key: &IdempotencyKey) -> WithdrawalIds {
+        WithdrawalIds {
+            hold: derived_transfer_id("withdrawal hold", user_id, key),
+            fee_hold: derived_transfer_id("withdrawal fee hold", user_id, key),
+            settle: derived_transfer_id("withdrawal settle", user_id, key),
+            fee_settle: derived_transfer_id("withdrawal fee settle", user_id, key),
+        }
+    }
+}
+
+fn hold(
+    engine: &Engine,
+    user_id: i64,
+    quote: &WithdrawalQuote,
+    ids: &WithdrawalIds,
+    key: &IdempotencyKey,
+) -> Result<(), FundingError> {
+    let wallet = wallet_account_id(user_id);
+    let pending = |id, credit: u64, amount_minor, code| NewTransfer {
+        id,
+        op: TransferOp::Pending {
+            debit_account_id: wallet,
+            credit_account_id: AccountId::new(credit).expect("a chart id"),
+            amount_minor,
+            timeout_ms: 0,
+        },
+        code,
+        reference: Reference::parse(&format!("withdrawal:{}", key.as_str())),
+        linked: false,
+    };
+    let mut transfers = vec![pending(
+        ids.hold,
+        BANK_SETTLEMENT,
+        quote.amount_minor,
+        CODE_WITHDRAWAL,
+    )];
+    if quote.fee_minor > 0 {
+        transfers[0].linked = true;
+        transfers.push(pending(
+            ids.fee_hold,
+            FEE_INCOME,
+            quote.fee_minor,
+            CODE_WITHDRAWAL_FEE,
+        ));
+    }
+    let codes = engine
+        .create_transfers(transfers)
+        .map_err(FundingError::Engine)?;
+    if codes
+        .iter()
+        .all(|c| matches!(c, TransferCode::Ok | TransferCode::Exists))
+    {
+        return Ok(());
+    }
+    if codes.contains(&TransferCode::ExistsWithDifferentPayload) {
+        return Err(FundingError::KeyReused);
+    }
+    let cause = codes
+        .iter()
+        .copied()
+        .find(|c| *c != TransferCode::LinkedEventFailed)
+        .unwrap_or(TransferCode::LinkedEventFailed);
+    Err(FundingError::Ledger(cause))
+}
+
+/// Posts the holds (paid) or voids them (not paid), both as one linked chain.
+fn settle(
+    engine: &Engine,
+    quote: &WithdrawalQuote,
+    ids: &WithdrawalIds,
+    paid: bool,
+) -> Result<(), FundingError> {
+    let op = |pending_id| match paid {
+        true => TransferOp::PostPending {
+            pending_id,
+            amount_minor: None,
+        },
+        false => TransferOp::VoidPending { pending_id },
+    };
+    let resolve = |id, pending_id, code| NewTransfer {
+        id,
+        op: op(pending_id),
+        code,
+        reference: None,
+        linked: false,
+    };
+    let mut transfers = vec![resolve(ids.settle, ids.hold, CODE_WITHDRAWAL)];
+    if quote.fee_minor > 0 {
+        transfers[0].linked = true;
+        transfers.push(resolve(ids.fee_settle, ids.fee_hold, CODE_WITHDRAWAL_FEE));
+    }
+    let codes = engine
+        .create_transfers(transfers)
+        .map_err(FundingError::Engine)?;
+    match codes
+        .iter()
+        .all(|c| matches!(c, TransferCode::Ok | TransferCode::Exists))
+    {
+        true => Ok(()),
+        // Settled the other way by an earlier attempt would be a bug: the bank's answer for a
+        // key never changes.
+        false => Err(FundingError::Ledger(codes[0])),
+    }
 }

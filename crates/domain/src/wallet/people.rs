@@ -5,6 +5,7 @@
 //! plus its masked form, the password as an Argon2id PHC string, the session token as its
 //! SHA-256. Errors never say whether a phone is registered when a log-in fails.
 
+use super::fees::{WithdrawalPolicy, WithdrawalQuote};
 use super::identity::{CardNumber, IdNumber, Phone};
 use super::limits::RealNameClass;
 use super::pin::{LockoutPolicy, Pin, PinAttempts, PinError, PinHasher};
@@ -424,6 +425,63 @@ impl People {
             true => Ok(()),
             false => Err(PeopleError::CardNotFound),
         }
+    }
+
+    /// The cost of a withdrawal under `key`, taking this person's share of the free quota
+    /// (shared by every account with the same ID number). A retry under the same key gets the
+    /// same share back, so the quote never changes between attempts.
+    pub fn quote_withdrawal(
+        &mut self,
+        user_id: i64,
+        key: &str,
+        amount_minor: u64,
+        policy: &WithdrawalPolicy,
+    ) -> Result<WithdrawalQuote, PeopleError> {
+        let identity = self
+            .store
+            .identity(user_id)?
+            .ok_or(PeopleError::IdentityRequired)?;
+        let quota_key = format!("{user_id}:{key}");
+        let free_minor = match self.store.quota_use(&quota_key)? {
+            Some(free_minor) => free_minor,
+            None => {
+                let used = self.store.quota_used(&identity.id_lookup)?;
+                let free_minor = policy.quote(amount_minor, used).free_minor;
+                self.store
+                    .quota_use_record(&quota_key, &identity.id_lookup, free_minor)?;
+                free_minor
+            }
+        };
+        // The share fixed above decides the quote: used = lifetime - share, whatever else
+        // happened to the quota since.
+        let used_for_quote = policy.free_quota_lifetime_minor.saturating_sub(free_minor);
+        let quote = policy.quote(amount_minor, used_for_quote);
+        Ok(WithdrawalQuote {
+            free_quota_left_after_minor: policy
+                .free_quota_lifetime_minor
+                .saturating_sub(self.store.quota_used(&identity.id_lookup)?),
+            ..quote
+        })
+    }
+
+    /// What a withdrawal would cost now, reserving nothing: shown before the person confirms.
+    pub fn preview_withdrawal(
+        &mut self,
+        user_id: i64,
+        amount_minor: u64,
+        policy: &WithdrawalPolicy,
+    ) -> Result<WithdrawalQuote, PeopleError> {
+        let identity = self
+            .store
+            .identity(user_id)?
+            .ok_or(PeopleError::IdentityRequired)?;
+        let used = self.store.quota_used(&identity.id_lookup)?;
+        Ok(policy.quote(amount_minor, used))
+    }
+
+    /// Gives back a failed withdrawal's share of the free quota.
+    pub fn release_withdrawal_quota(&mut self, user_id: i64, key: &str) -> Result<(), PeopleError> {
+        Ok(self.store.quota_use_release(&format!("{user_id}:{key}"))?)
     }
 
     fn id_lookup(&self, id_number: &IdNumber) -> Vec<u8> {

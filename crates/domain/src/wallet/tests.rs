@@ -489,6 +489,58 @@ mod people {
     }
 }
 
+mod quota {
+    use crate::wallet::fees::WithdrawalPolicy;
+    use crate::wallet::identity::{IdNumber, Phone};
+    use crate::wallet::people::People;
+    use zhifu_store::StoreConfig;
+
+    #[test]
+    fn two_accounts_of_one_person_share_the_free_quota() {
+        let directory = tempfile::tempdir().unwrap();
+        let config = StoreConfig::Sqlite {
+            path: directory.path().join("ledger.sqlite"),
+        };
+        let mut people = People::new(config.open_wallet().unwrap(), &[9; 32], 1_000);
+        let id = IdNumber::parse("11010519491231002X").unwrap();
+        let mut users = Vec::new();
+        for phone in ["13812345678", "13912345678"] {
+            let phone = Phone::parse(phone).unwrap();
+            let person = people.sign_up(&phone, "correct horse", 0).unwrap();
+            people
+                .verify_identity(person.user_id, "张三", &id, 0)
+                .unwrap();
+            users.push(person.user_id);
+        }
+        let policy = WithdrawalPolicy::default();
+        let first = people
+            .quote_withdrawal(users[0], "w1", 60_000, &policy)
+            .unwrap();
+        assert_eq!((first.free_minor, first.fee_minor), (60_000, 0));
+        // The other account: 400.00 free left, 200.00 charged at 0.1 % = 0.20 yuan.
+        let second = people
+            .quote_withdrawal(users[1], "w1", 60_000, &policy)
+            .unwrap();
+        assert_eq!(
+            (second.free_minor, second.charged_minor, second.fee_minor),
+            (40_000, 20_000, 20)
+        );
+        assert_eq!(second.free_quota_left_after_minor, 0);
+        // A retry gets the same quote; a failed withdrawal gives its share back.
+        assert_eq!(
+            people
+                .quote_withdrawal(users[1], "w1", 60_000, &policy)
+                .unwrap(),
+            second
+        );
+        people.release_withdrawal_quota(users[0], "w1").unwrap();
+        let third = people
+            .quote_withdrawal(users[0], "w2", 60_000, &policy)
+            .unwrap();
+        assert_eq!(third.free_minor, 60_000);
+    }
+}
+
 mod funding {
     use crate::bank::{Bank, BankMode, Holder, SIMULATED_CARD_BALANCE_MINOR, SimulatedBank};
     use crate::wallet::chart::{institution_accounts, wallet_account, wallet_account_id};
@@ -591,5 +643,108 @@ mod funding {
             top_up(&bank, &engine, USER, &card, TOP_UP_MAX_MINOR, &key("k6")).unwrap_err();
         assert_eq!(refused.code(), "BANK_INSUFFICIENT_FUNDS");
         assert_eq!(wallet_balance(&config), 11_000);
+    }
+
+    #[test]
+    fn withdrawals_pay_out_once_and_charge_the_fee() {
+        use crate::wallet::chart::FEE_INCOME;
+        use crate::wallet::fees::WithdrawalPolicy;
+        use crate::wallet::funding::{WITHDRAWAL_MAX_MINOR, withdraw};
+
+        let directory = tempfile::tempdir().unwrap();
+        let config = StoreConfig::Sqlite {
+            path: directory.path().join("ledger.sqlite"),
+        };
+        let engine =
+            Engine::start(&config, Arc::new(SystemClock), EngineConfig::default()).unwrap();
+        let mut accounts = institution_accounts();
+        accounts.push(wallet_account(USER));
+        engine.open_accounts(accounts).unwrap();
+        let bank = SimulatedBank::new(&[3; 32]);
+        let card_number = CardNumber::parse(&make::card_number("622202123456789012")).unwrap();
+        let id = IdNumber::parse("11010519491231002X").unwrap();
+        let phone = Phone::parse("13812345678").unwrap();
+        let holder = Holder {
+            name: "张三",
+            id_number: &id,
+            phone: &phone,
+        };
+        let bound = bank.bind_card(&card_number, &holder).unwrap();
+        let card = CardRow {
+            user_id: USER,
+            token: bound.token,
+            bank: bound.bank,
+            last_four: bound.last_four,
+            bound_ms: 0,
+        };
+        let key = |k: &str| IdempotencyKey::parse(k).unwrap();
+        top_up(&bank, &engine, USER, &card, 500_000, &key("in")).unwrap();
+        let policy = WithdrawalPolicy::default();
+        let fee_income = || {
+            let mut reader = config.open().unwrap();
+            let id = zhifu_ledger::AccountId::new(FEE_INCOME).unwrap();
+            zhifu_store::balance(reader.as_mut(), id)
+                .unwrap()
+                .unwrap()
+                .balances
+                .posted_net_minor()
+        };
+        let card_minor = || bank.balance_minor(&card.token).unwrap() as i128;
+        let card_start = card_minor();
+
+        // 1,500.00 yuan with the whole free quota left: 500.00 charged, fee 0.50 yuan.
+        let quote = policy.quote(150_000, 0);
+        let done = withdraw(&bank, &engine, USER, &card, quote, &key("out-1")).unwrap();
+        assert_eq!(done.quote.fee_minor, 50);
+        let again = withdraw(&bank, &engine, USER, &card, quote, &key("out-1")).unwrap();
+        assert_eq!(done, again);
+        assert_eq!(wallet_balance(&config), 500_000 - 150_050);
+        assert_eq!(fee_income(), 50);
+        assert_eq!(card_minor() - card_start, 150_000);
+
+        // Declined: the holds are voided, nothing moves.
+        bank.set_mode(BankMode::Fail);
+        let quote = policy.quote(10_000, 100_000);
+        let refused = withdraw(&bank, &engine, USER, &card, quote, &key("out-2")).unwrap_err();
+        assert_eq!(refused.code(), "BANK_DECLINED");
+        assert_eq!(wallet_balance(&config), 349_950);
+
+        // Paid but the answer was lost: asked, posted once.
+        bank.set_mode(BankMode::TimeoutAfterWork);
+        withdraw(&bank, &engine, USER, &card, quote, &key("out-3")).unwrap();
+        withdraw(&bank, &engine, USER, &card, quote, &key("out-3")).unwrap();
+        assert_eq!(wallet_balance(&config), 349_950 - 10_010);
+        assert_eq!(card_minor() - card_start, 160_000);
+
+        // Not arrived: held, not paid; the retry pays.
+        bank.set_mode(BankMode::TimeoutBeforeWork);
+        assert!(matches!(
+            withdraw(&bank, &engine, USER, &card, quote, &key("out-4")),
+            Err(FundingError::Processing)
+        ));
+        assert_eq!(wallet_balance(&config), 339_940, "held, not yet taken");
+        bank.set_mode(BankMode::Normal);
+        withdraw(&bank, &engine, USER, &card, quote, &key("out-4")).unwrap();
+        assert_eq!(wallet_balance(&config), 339_940 - 10_010);
+        assert_eq!(fee_income(), 50 + 10 + 10);
+
+        // More than the balance, or out of range: refused before the bank.
+        let too_much = policy.quote(400_000, 100_000);
+        let refused = withdraw(&bank, &engine, USER, &card, too_much, &key("out-5")).unwrap_err();
+        assert_eq!(refused.code(), "EXCEEDS_BALANCE");
+        let huge = policy.quote(WITHDRAWAL_MAX_MINOR + 1, 100_000);
+        assert_eq!(
+            withdraw(&bank, &engine, USER, &card, huge, &key("out-6"))
+                .unwrap_err()
+                .code(),
+            "AMOUNT_INVALID"
+        );
+        assert_eq!(card_minor() - card_start, 170_000);
+
+        // Every fen accounted for.
+        let mut reader = config.open().unwrap();
+        let mut all = Vec::new();
+        reader.scan_accounts(&mut |a| all.push(a)).unwrap();
+        zhifu_ledger::check_conservation(all.iter()).unwrap();
     }
 }

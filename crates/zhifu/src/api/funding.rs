@@ -1,16 +1,19 @@
-//! Real-name verification, bank cards and top-ups.
+//! Real-name verification, bank cards, top-ups and withdrawals.
 
 use super::error::ApiError;
 use super::people::session_person;
 use crate::serve::AppState;
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use zhifu_domain::bank::Holder;
-use zhifu_domain::wallet::funding::{IdempotencyKey, top_up as domain_top_up};
+use zhifu_domain::wallet::fees::WithdrawalQuote;
+use zhifu_domain::wallet::funding::{
+    FundingError, IdempotencyKey, top_up as domain_top_up, withdraw as domain_withdraw,
+};
 use zhifu_domain::wallet::identity::{CardNumber, IdNumber, Phone};
 use zhifu_store::CardRow;
 
@@ -165,4 +168,93 @@ fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
         .and_then(|value| value.to_str().ok())
         .and_then(IdempotencyKey::parse)
         .ok_or(ApiError::IdempotencyKeyInvalid)
+}
+
+fn quote_json(quote: &WithdrawalQuote) -> Value {
+    json!({
+        "amount_minor": quote.amount_minor,
+        "fee_minor": quote.fee_minor,
+        "debit_minor": quote.debit_minor,
+        "free_minor": quote.free_minor,
+        "free_quota_left_after_minor": quote.free_quota_left_after_minor,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteQuery {
+    amount_minor: u64,
+}
+
+/// `GET /api/v1/withdrawals/quote?amount_minor=…`: the fee, before the person confirms.
+pub async fn withdrawal_quote(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<QuoteQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|_| ApiError::QueryInvalid)?;
+    let person = session_person(&state, &headers).await?;
+    let policy = state.withdrawal_policy();
+    let quote = state
+        .with_people(move |people| {
+            people.preview_withdrawal(person.user_id, query.amount_minor, &policy)
+        })
+        .await??;
+    Ok(Json(quote_json(&quote)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawalRequest {
+    card_token: String,
+    amount_minor: u64,
+    pin: String,
+}
+
+/// `POST /api/v1/withdrawals` with an `Idempotency-Key`: money out to a bound card.
+pub async fn withdraw(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<WithdrawalRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let key = idempotency_key(&headers)?;
+    let Json(request) = body?;
+    let person = session_person(&state, &headers).await?;
+    let now_ms = state.now_ms();
+    let user_id = person.user_id;
+    let policy = state.withdrawal_policy();
+    let (pin, token, amount_minor) = (request.pin, request.card_token, request.amount_minor);
+    let key_text = key.as_str().to_owned();
+    let (card, quote) = state
+        .with_people(move |people| {
+            people.check_pin(user_id, &pin, now_ms)?;
+            let card = people.card(user_id, &token)?;
+            let quote = people.quote_withdrawal(user_id, &key_text, amount_minor, &policy)?;
+            Ok::<_, zhifu_domain::wallet::people::PeopleError>((card, quote))
+        })
+        .await??;
+    let (bank, engine) = (state.bank(), state.engine_shared());
+    let result = tokio::task::spawn_blocking(move || {
+        domain_withdraw(bank.as_ref(), &engine, user_id, &card, quote, &key)
+    })
+    .await
+    .map_err(|_| ApiError::Internal)?;
+    match result {
+        Ok(done) => Ok((
+            StatusCode::CREATED,
+            Json(json!({
+                "transfer_id": done.transfer_id.get().to_string(),
+                "quote": quote_json(&done.quote),
+            })),
+        )),
+        Err(FundingError::Processing) => Err(FundingError::Processing.into()),
+        Err(error) => {
+            // Nothing moved: the quota share goes back.
+            let key = idempotency_key(&headers)?;
+            state
+                .with_people(move |people| people.release_withdrawal_quota(user_id, key.as_str()))
+                .await??;
+            Err(error.into())
+        }
+    }
 }

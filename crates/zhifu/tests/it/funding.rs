@@ -272,3 +272,100 @@ fn a_lost_bank_answer_is_settled_by_asking_the_bank() {
     );
     assert_eq!(balance_minor(&server, &token), 0);
 }
+
+fn withdraw(
+    server: &Server,
+    token: &str,
+    key: &str,
+    card: &str,
+    amount: u64,
+) -> crate::support::Response {
+    let body = format!(r#"{{"card_token":"{card}","amount_minor":{amount},"pin":"{PIN}"}}"#);
+    server.request(&format!(
+        "POST /api/v1/withdrawals HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
+         Idempotency-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        server.address,
+        body.len()
+    ))
+}
+
+#[test]
+fn withdrawals_show_their_fee_and_pay_out_once() {
+    let server = Server::start();
+    let (token, card) = ready_to_pay(&server);
+    assert_eq!(
+        top_up(&server, &token, Some("in"), &card, 200_000, PIN).status,
+        201
+    );
+    let quote = server.send(
+        "GET",
+        "/api/v1/withdrawals/quote?amount_minor=150000",
+        "",
+        Some(&token),
+    );
+    assert_eq!(quote.status, 200, "{}", quote.body);
+    assert_eq!(
+        (
+            quote.json()["fee_minor"].as_u64(),
+            quote.json()["debit_minor"].as_u64()
+        ),
+        (Some(50), Some(150_050))
+    );
+    let done = withdraw(&server, &token, "out-1", &card, 150_000);
+    assert_eq!(done.status, 201, "{}", done.body);
+    assert_eq!(
+        withdraw(&server, &token, "out-1", &card, 150_000).json()["transfer_id"],
+        done.json()["transfer_id"]
+    );
+    assert_eq!(balance_minor(&server, &token), 200_000 - 150_050);
+    let broke = withdraw(&server, &token, "out-2", &card, 60_000);
+    assert_eq!(
+        (broke.status, broke.code()),
+        (422, "EXCEEDS_BALANCE".into())
+    );
+    assert_eq!(balance_minor(&server, &token), 49_950);
+}
+
+#[test]
+fn a_declined_withdrawal_moves_nothing_and_gives_the_quota_back() {
+    let server = Server::start_with_args(&["--bank-mode", "fail"]);
+    let token = signed_up(&server, PHONE);
+    let pin = format!(r#"{{"password":"long enough password","pin":"{PIN}"}}"#);
+    assert_eq!(
+        server.send("PUT", "/api/v1/pin", &pin, Some(&token)).status,
+        204
+    );
+    let verification = format!(r#"{{"name":"张三","id_number":"{ID_NUMBER}"}}"#);
+    assert_eq!(
+        server
+            .send("POST", "/api/v1/verification", &verification, Some(&token))
+            .status,
+        200
+    );
+    let binding = format!(
+        r#"{{"card_number":"{CARD}","name":"张三","id_number":"{ID_NUMBER}","phone":"{PHONE}"}}"#
+    );
+    let card = server
+        .send("POST", "/api/v1/cards", &binding, Some(&token))
+        .json()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The bank declines everything, so the wallet is empty: the ledger refuses first.
+    let refused = withdraw(&server, &token, "out-1", &card, 100);
+    assert_eq!(
+        (refused.status, refused.code()),
+        (422, "EXCEEDS_BALANCE".into())
+    );
+    let quote = server.send(
+        "GET",
+        "/api/v1/withdrawals/quote?amount_minor=100000",
+        "",
+        Some(&token),
+    );
+    assert_eq!(
+        quote.json()["free_minor"],
+        100_000,
+        "the whole quota is still there"
+    );
+}
