@@ -29,7 +29,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineError};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-pub use wallet::{CardRow, IdentityRow, NewUser, PinRow, SessionRow, UserRow, WalletStore};
+pub use wallet::{CardRow, IdentityRow, NewUser, P2pRow, PinRow, SessionRow, UserRow, WalletStore};
 
 use std::path::PathBuf;
 use zhifu_ledger::{

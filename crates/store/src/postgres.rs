@@ -28,6 +28,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../migrations/postgres/0005_quota_uses.sql"),
     ),
+    (
+        6,
+        include_str!("../migrations/postgres/0006_p2p_transfers.sql"),
+    ),
 ];
 
 pub struct PostgresStore {

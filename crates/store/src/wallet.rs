@@ -14,6 +14,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/sqlite/wallet_0002.sql")),
     (3, include_str!("../migrations/sqlite/wallet_0003.sql")),
     (4, include_str!("../migrations/sqlite/wallet_0004.sql")),
+    (5, include_str!("../migrations/sqlite/wallet_0005.sql")),
 ];
 
 /// A person to create.
@@ -71,6 +72,18 @@ pub struct CardRow {
     pub bound_ms: i64,
 }
 
+/// A transfer between people, as the wallet lists it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct P2pRow {
+    pub transfer_id: String,
+    pub payer_id: i64,
+    pub payee_id: i64,
+    pub amount_minor: u64,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub state: String,
+}
+
 /// What the wallet needs to remember outside the ledger.
 pub trait WalletStore: Send {
     /// The new user's id, or `None` when the phone is taken (nothing is written then).
@@ -112,6 +125,20 @@ pub trait WalletStore: Send {
     ) -> Result<bool, StoreError>;
     /// Gives a failed withdrawal's share back.
     fn quota_use_release(&mut self, key: &str) -> Result<(), StoreError>;
+    /// Records a transfer; false when its id exists already.
+    fn p2p_insert(&mut self, row: &P2pRow) -> Result<bool, StoreError>;
+    fn p2p(&mut self, transfer_id: &str) -> Result<Option<P2pRow>, StoreError>;
+    /// The person's transfers, sent and received, newest first, at most `limit`.
+    fn p2p_of(&mut self, user_id: i64, limit: usize) -> Result<Vec<P2pRow>, StoreError>;
+    fn p2p_set_state(&mut self, transfer_id: &str, state: &str) -> Result<(), StoreError>;
+    /// What the payer sent since `since_ms` that was not returned (held, accepted, or expired
+    /// no earlier than `now_ms`).
+    fn p2p_sent_since(
+        &mut self,
+        payer_id: i64,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, StoreError>;
     /// Records the lockout state after an attempt.
     fn pin_attempts_save(
         &mut self,
@@ -417,6 +444,64 @@ impl WalletStore for SqliteWalletStore {
             .execute([key])?;
         Ok(())
     }
+
+    fn p2p_insert(&mut self, row: &P2pRow) -> Result<bool, StoreError> {
+        let amount = i64::try_from(row.amount_minor)
+            .map_err(|_| StoreError::Corrupt("amount out of range".into()))?;
+        let changed = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO p2p_transfers (transfer_id, payer_id, payee_id, amount_minor, created_ms, expires_ms, state) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (transfer_id) DO NOTHING",
+            )?
+            .execute(params![row.transfer_id, row.payer_id, row.payee_id, amount, row.created_ms, row.expires_ms, row.state])?;
+        Ok(changed > 0)
+    }
+
+    fn p2p(&mut self, transfer_id: &str) -> Result<Option<P2pRow>, StoreError> {
+        Ok(self
+            .connection
+            .prepare_cached(&format!(
+                "SELECT {P2P_COLUMNS} FROM p2p_transfers WHERE transfer_id = ?1"
+            ))?
+            .query_row([transfer_id], p2p_row_sqlite)
+            .optional()?)
+    }
+
+    fn p2p_of(&mut self, user_id: i64, limit: usize) -> Result<Vec<P2pRow>, StoreError> {
+        let mut statement = self.connection.prepare_cached(&format!(
+            "SELECT {P2P_COLUMNS} FROM p2p_transfers WHERE payer_id = ?1 OR payee_id = ?1 \
+             ORDER BY created_ms DESC, transfer_id LIMIT ?2"
+        ))?;
+        let rows = statement.query_map(
+            params![user_id, limit.min(crate::PAGE_LEN_MAX) as i64],
+            p2p_row_sqlite,
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn p2p_set_state(&mut self, transfer_id: &str, state: &str) -> Result<(), StoreError> {
+        self.connection
+            .prepare_cached("UPDATE p2p_transfers SET state = ?2 WHERE transfer_id = ?1")?
+            .execute(params![transfer_id, state])?;
+        Ok(())
+    }
+
+    fn p2p_sent_since(
+        &mut self,
+        payer_id: i64,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let sent: i64 = self
+            .connection
+            .prepare_cached(
+                "SELECT coalesce(sum(amount_minor), 0) FROM p2p_transfers WHERE payer_id = ?1 AND created_ms >= ?2 \
+                 AND (state = 'accepted' OR (state = 'held' AND expires_ms > ?3))",
+            )?
+            .query_row(params![payer_id, since_ms, now_ms], |r| r.get(0))?;
+        Ok(u64::try_from(sent).unwrap_or(0))
+    }
 }
 
 pub struct PostgresWalletStore {
@@ -636,5 +721,85 @@ impl WalletStore for PostgresWalletStore {
             &[&key],
         )?;
         Ok(())
+    }
+
+    fn p2p_insert(&mut self, row: &P2pRow) -> Result<bool, StoreError> {
+        let amount = i64::try_from(row.amount_minor)
+            .map_err(|_| StoreError::Corrupt("amount out of range".into()))?;
+        let changed = self.client.execute(
+            "INSERT INTO p2p_transfers (transfer_id, payer_id, payee_id, amount_minor, created_ms, expires_ms, state) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (transfer_id) DO NOTHING",
+            &[&row.transfer_id, &row.payer_id, &row.payee_id, &amount, &row.created_ms, &row.expires_ms, &row.state],
+        )?;
+        Ok(changed > 0)
+    }
+
+    fn p2p(&mut self, transfer_id: &str) -> Result<Option<P2pRow>, StoreError> {
+        let row = self.client.query_opt(
+            &format!("SELECT {P2P_COLUMNS} FROM p2p_transfers WHERE transfer_id = $1"),
+            &[&transfer_id],
+        )?;
+        Ok(row.as_ref().map(p2p_row_postgres))
+    }
+
+    fn p2p_of(&mut self, user_id: i64, limit: usize) -> Result<Vec<P2pRow>, StoreError> {
+        let limit = limit.min(crate::PAGE_LEN_MAX) as i64;
+        let rows = self.client.query(
+            &format!(
+                "SELECT {P2P_COLUMNS} FROM p2p_transfers WHERE payer_id = $1 OR payee_id = $1 \
+                 ORDER BY created_ms DESC, transfer_id LIMIT $2"
+            ),
+            &[&user_id, &limit],
+        )?;
+        Ok(rows.iter().map(p2p_row_postgres).collect())
+    }
+
+    fn p2p_set_state(&mut self, transfer_id: &str, state: &str) -> Result<(), StoreError> {
+        self.client.execute(
+            "UPDATE p2p_transfers SET state = $2 WHERE transfer_id = $1",
+            &[&transfer_id, &state],
+        )?;
+        Ok(())
+    }
+
+    fn p2p_sent_since(
+        &mut self,
+        payer_id: i64,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let row = self.client.query_one(
+            "SELECT CAST(coalesce(sum(amount_minor), 0) AS BIGINT) FROM p2p_transfers WHERE payer_id = $1 \
+             AND created_ms >= $2 AND (state = 'accepted' OR (state = 'held' AND expires_ms > $3))",
+            &[&payer_id, &since_ms, &now_ms],
+        )?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+    }
+}
+
+const P2P_COLUMNS: &str =
+    "transfer_id, payer_id, payee_id, amount_minor, created_ms, expires_ms, state";
+
+fn p2p_row_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<P2pRow> {
+    Ok(P2pRow {
+        transfer_id: r.get(0)?,
+        payer_id: r.get(1)?,
+        payee_id: r.get(2)?,
+        amount_minor: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+        created_ms: r.get(4)?,
+        expires_ms: r.get(5)?,
+        state: r.get(6)?,
+    })
+}
+
+fn p2p_row_postgres(r: &postgres::Row) -> P2pRow {
+    P2pRow {
+        transfer_id: r.get(0),
+        payer_id: r.get(1),
+        payee_id: r.get(2),
+        amount_minor: u64::try_from(r.get::<_, i64>(3)).unwrap_or(0),
+        created_ms: r.get(4),
+        expires_ms: r.get(5),
+        state: r.get(6),
     }
 }

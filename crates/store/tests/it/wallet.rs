@@ -2,7 +2,7 @@
 
 use crate::on_both_stores;
 use crate::support::{Backend, TestStore};
-use zhifu_store::{CardRow, IdentityRow, NewUser};
+use zhifu_store::{CardRow, IdentityRow, NewUser, P2pRow};
 
 on_both_stores!(users_and_sessions);
 
@@ -137,6 +137,42 @@ fn users_and_sessions(backend: Backend) {
     assert_eq!(wallet.quota_used(b"id-lookup").unwrap(), 60_000);
     assert_eq!(wallet.quota_use("w2").unwrap(), Some(40_000));
     assert_eq!(wallet.quota_use("w9").unwrap(), None);
+
+    // Transfers between people: listed for both, counted for the payer's limits.
+    let p2p = |id: &str, amount_minor, created_ms, state: &str| P2pRow {
+        transfer_id: id.into(),
+        payer_id: alice,
+        payee_id: bob,
+        amount_minor,
+        created_ms,
+        expires_ms: created_ms + 100,
+        state: state.into(),
+    };
+    assert!(wallet.p2p_insert(&p2p("t1", 500, 10, "held")).unwrap());
+    assert!(!wallet.p2p_insert(&p2p("t1", 500, 10, "held")).unwrap());
+    assert!(wallet.p2p_insert(&p2p("t2", 300, 20, "held")).unwrap());
+    assert!(wallet.p2p_insert(&p2p("t3", 200, 30, "held")).unwrap());
+    wallet.p2p_set_state("t2", "accepted").unwrap();
+    wallet.p2p_set_state("t3", "returned").unwrap();
+    assert_eq!(wallet.p2p_sent_since(alice, 0, 50).unwrap(), 800);
+    assert_eq!(wallet.p2p_sent_since(alice, 15, 50).unwrap(), 300);
+    assert_eq!(
+        wallet.p2p_sent_since(alice, 0, 110).unwrap(),
+        300,
+        "t1 expired: returned"
+    );
+    assert_eq!(wallet.p2p_sent_since(bob, 0, 50).unwrap(), 0);
+    let listed: Vec<String> = wallet
+        .p2p_of(bob, 10)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.transfer_id)
+        .collect();
+    assert_eq!(listed, ["t3", "t2", "t1"]);
+    assert_eq!(
+        wallet.p2p("t2").unwrap().map(|r| r.state),
+        Some("accepted".into())
+    );
 
     // A restart reads what was written.
     drop(wallet);
