@@ -11,6 +11,7 @@
 //! - [`bank`]: the banks behind wallets, and the simulated one.
 
 pub mod bank;
+pub mod time;
 pub mod wallet;
 
 /// Randomness behind a small trait: production draws from the operating system, tests and

@@ -214,6 +214,18 @@ fn app(state: AppState) -> Router {
         .route("/api/v1/top-ups", post(crate::api::funding::top_up))
         .route("/api/v1/withdrawals", post(crate::api::funding::withdraw))
         .route(
+            "/api/v1/transfers",
+            post(crate::api::transfers::send).get(crate::api::transfers::list),
+        )
+        .route(
+            "/api/v1/transfers/{id}/accept",
+            post(crate::api::transfers::accept),
+        )
+        .route(
+            "/api/v1/transfers/{id}/return",
+            post(crate::api::transfers::give_back),
+        )
+        .route(
             "/api/v1/withdrawals/quote",
             get(crate::api::funding::withdrawal_quote),
         )

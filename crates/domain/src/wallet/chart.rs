@@ -64,3 +64,4 @@ fn account_id(id: u64) -> AccountId {
 pub const CODE_TOP_UP: u16 = 1;
 pub const CODE_WITHDRAWAL: u16 = 2;
 pub const CODE_WITHDRAWAL_FEE: u16 = 3;
+pub const CODE_P2P: u16 = 4;

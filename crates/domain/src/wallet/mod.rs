@@ -5,6 +5,7 @@ pub mod fees;
 pub mod funding;
 pub mod identity;
 pub mod limits;
+pub mod p2p;
 pub mod people;
 pub mod pin;
 pub mod red_packet;

@@ -491,6 +491,26 @@ impl People {
         mac.finalize().into_bytes().to_vec()
     }
 
+    /// Whose wallet this phone opens, if anyone's.
+    pub fn user_id_by_phone(&mut self, phone: &Phone) -> Result<Option<i64>, PeopleError> {
+        let lookup = self.phone_lookup(phone);
+        Ok(self.store.user_by_phone(&lookup)?.map(|user| user.id))
+    }
+
+    /// The person's transfers, sent and received, newest first.
+    pub fn transfers_of(
+        &mut self,
+        user_id: i64,
+        limit: usize,
+    ) -> Result<Vec<zhifu_store::P2pRow>, PeopleError> {
+        Ok(self.store.p2p_of(user_id, limit)?)
+    }
+
+    /// The records, for services of this crate that keep their own (transfers).
+    pub(crate) fn store(&mut self) -> &mut dyn WalletStore {
+        self.store.as_mut()
+    }
+
     fn phone_lookup(&self, phone: &Phone) -> Vec<u8> {
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.phone_key)
             .expect("HMAC takes keys of any length");

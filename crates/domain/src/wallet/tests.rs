@@ -748,3 +748,254 @@ mod funding {
         zhifu_ledger::check_conservation(all.iter()).unwrap();
     }
 }
+
+mod p2p {
+    use crate::wallet::chart::{
+        BANK_SETTLEMENT, institution_accounts, wallet_account, wallet_account_id,
+    };
+    use crate::wallet::funding::IdempotencyKey;
+    use crate::wallet::identity::{IdNumber, Phone, make};
+    use crate::wallet::limits::LimitPolicy;
+    use crate::wallet::p2p::{HOLD_MS, P2pError, resolve, send, shown_state};
+    use crate::wallet::people::People;
+    use std::sync::Arc;
+    use zhifu_ledger::{AccountId, NewTransfer, TransferId, TransferOp};
+    use zhifu_store::{Engine, EngineConfig, ManualClock, StoreConfig};
+
+    const START_MS: i64 = 1_800_000_000_000;
+
+    struct World {
+        _directory: tempfile::TempDir,
+        config: StoreConfig,
+        clock: Arc<ManualClock>,
+        engine: Engine,
+        people: People,
+    }
+
+    impl World {
+        fn new() -> World {
+            let directory = tempfile::tempdir().unwrap();
+            let config = StoreConfig::Sqlite {
+                path: directory.path().join("ledger.sqlite"),
+            };
+            let clock = Arc::new(ManualClock::new(START_MS * 1_000_000));
+            let engine = Engine::start(&config, clock.clone(), EngineConfig::default()).unwrap();
+            engine.open_accounts(institution_accounts()).unwrap();
+            let people = People::new(config.open_wallet().unwrap(), &[9; 32], 3_600_000);
+            World {
+                _directory: directory,
+                config,
+                clock,
+                engine,
+                people,
+            }
+        }
+
+        fn now_ms(&self) -> i64 {
+            zhifu_store::Clock::now_ns(self.clock.as_ref()) / 1_000_000
+        }
+
+        /// A person with `balance_minor` in the wallet, verified unless told otherwise.
+        fn person(&mut self, phone: &str, id_17: &str, verified: bool, balance_minor: u64) -> i64 {
+            let phone = Phone::parse(phone).unwrap();
+            let user = self
+                .people
+                .sign_up(&phone, "correct horse", 0)
+                .unwrap()
+                .user_id;
+            self.engine
+                .open_accounts(vec![wallet_account(user)])
+                .unwrap();
+            if verified {
+                let id = IdNumber::parse(&make::id_number(id_17)).unwrap();
+                self.people.verify_identity(user, "张三", &id, 0).unwrap();
+            }
+            if balance_minor > 0 {
+                let funding = NewTransfer {
+                    id: TransferId::new(u128::from(user as u64) << 64).unwrap(),
+                    op: TransferOp::Posted {
+                        debit_account_id: AccountId::new(BANK_SETTLEMENT).unwrap(),
+                        credit_account_id: wallet_account_id(user),
+                        amount_minor: balance_minor,
+                    },
+                    code: 1,
+                    reference: None,
+                    linked: false,
+                };
+                self.engine.create_transfers(vec![funding]).unwrap();
+            }
+            user
+        }
+
+        fn balances(&self, user: i64) -> (i128, i128) {
+            let mut reader = self.config.open().unwrap();
+            let account = zhifu_store::balance(reader.as_mut(), wallet_account_id(user))
+                .unwrap()
+                .unwrap();
+            let posted = account.balances.posted_net_minor();
+            (
+                posted,
+                account
+                    .balances
+                    .available_minor(zhifu_ledger::BalanceRule::NO_OVERDRAFT),
+            )
+        }
+
+        fn send(
+            &mut self,
+            payer: i64,
+            phone: &str,
+            amount: u64,
+            key: &str,
+        ) -> Result<zhifu_store::P2pRow, P2pError> {
+            let now_ms = self.now_ms();
+            send(
+                &mut self.people,
+                &self.engine,
+                &LimitPolicy::default(),
+                payer,
+                &Phone::parse(phone).unwrap(),
+                amount,
+                &IdempotencyKey::parse(key).unwrap(),
+                now_ms,
+            )
+        }
+    }
+
+    #[test]
+    fn held_until_accepted_returned_or_expired() {
+        let mut world = World::new();
+        let alice = world.person("13812345678", "11010519491231001", true, 50_000);
+        let bob = world.person("13912345678", "11010519800101002", true, 0);
+        world.person("13712345678", "11010519800101003", false, 0);
+
+        let sent = world.send(alice, "13912345678", 10_000, "t1").unwrap();
+        assert_eq!(
+            world.balances(alice),
+            (50_000, 40_000),
+            "held: posted stays, available drops"
+        );
+        assert_eq!(world.balances(bob), (0, 0), "not Bob's until he accepts");
+        assert_eq!(
+            world.send(alice, "13912345678", 10_000, "t1").unwrap(),
+            sent,
+            "a retry"
+        );
+        assert_eq!(
+            world
+                .send(alice, "13912345678", 10_001, "t1")
+                .unwrap_err()
+                .code(),
+            "IDEMPOTENCY_KEY_REUSED"
+        );
+        resolve(
+            &mut world.people,
+            &world.engine,
+            bob,
+            &sent.transfer_id,
+            true,
+        )
+        .unwrap();
+        assert_eq!(world.balances(bob), (10_000, 10_000));
+        assert_eq!(world.balances(alice), (40_000, 40_000));
+        assert!(matches!(
+            resolve(
+                &mut world.people,
+                &world.engine,
+                bob,
+                &sent.transfer_id,
+                false
+            ),
+            Err(P2pError::NotHeld)
+        ));
+
+        let returned = world.send(alice, "13912345678", 5_000, "t2").unwrap();
+        assert!(
+            matches!(
+                resolve(
+                    &mut world.people,
+                    &world.engine,
+                    alice,
+                    &returned.transfer_id,
+                    true
+                ),
+                Err(P2pError::NotFound)
+            ),
+            "only the payee resolves"
+        );
+        resolve(
+            &mut world.people,
+            &world.engine,
+            bob,
+            &returned.transfer_id,
+            false,
+        )
+        .unwrap();
+        assert_eq!(world.balances(alice), (40_000, 40_000));
+
+        // Nobody acts for 24 h: the ledger returns it, also across a restart of the engine.
+        let expiring = world.send(alice, "13912345678", 7_000, "t3").unwrap();
+        drop(std::mem::replace(
+            &mut world.engine,
+            Engine::start(&world.config, world.clock.clone(), EngineConfig::default()).unwrap(),
+        ));
+        world.clock.advance_ms(HOLD_MS as u64 + 1);
+        assert_eq!(shown_state(&expiring, world.now_ms()), "returned");
+        assert!(matches!(
+            resolve(
+                &mut world.people,
+                &world.engine,
+                bob,
+                &expiring.transfer_id,
+                true
+            ),
+            Err(P2pError::NotHeld)
+        ));
+        assert_eq!(world.balances(alice), (40_000, 40_000));
+        assert_eq!(world.balances(bob), (10_000, 10_000));
+
+        // Refusals.
+        for (phone, amount, code) in [
+            ("13712345678", 100, "RECIPIENT_UNVERIFIED"),
+            ("13612345678", 100, "PAYEE_NOT_FOUND"),
+            ("13812345678", 100, "PAYEE_IS_PAYER"),
+            ("13912345678", 0, "AMOUNT_INVALID"),
+            ("13912345678", 90_001, "LIMIT_CLASS_I_CUMULATIVE"),
+            ("13912345678", 40_001, "EXCEEDS_BALANCE"),
+        ] {
+            assert_eq!(
+                world.send(alice, phone, amount, "t9").unwrap_err().code(),
+                code,
+                "{phone} {amount}"
+            );
+        }
+    }
+
+    #[test]
+    fn class_i_limit_counts_what_was_kept() {
+        let mut world = World::new();
+        let alice = world.person("13812345678", "11010519491231001", true, 200_000);
+        let bob = world.person("13912345678", "11010519800101002", true, 0);
+        // 1,000.00 yuan in all for class I: exactly the limit passes, one fen more does not.
+        world.send(alice, "13912345678", 60_000, "a").unwrap();
+        let returned = world.send(alice, "13912345678", 40_000, "b").unwrap();
+        assert_eq!(
+            world.send(alice, "13912345678", 1, "c").unwrap_err().code(),
+            "LIMIT_CLASS_I_CUMULATIVE"
+        );
+        // A returned transfer gives its part of the limit back.
+        resolve(
+            &mut world.people,
+            &world.engine,
+            bob,
+            &returned.transfer_id,
+            false,
+        )
+        .unwrap();
+        world.send(alice, "13912345678", 40_000, "d").unwrap();
+        assert_eq!(
+            world.send(alice, "13912345678", 1, "e").unwrap_err().code(),
+            "LIMIT_CLASS_I_CUMULATIVE"
+        );
+    }
+}

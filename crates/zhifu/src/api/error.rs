@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use zhifu_domain::bank::BankError;
 use zhifu_domain::wallet::funding::FundingError;
 use zhifu_domain::wallet::identity::IdentityError;
+use zhifu_domain::wallet::p2p::P2pError;
 use zhifu_domain::wallet::people::PeopleError;
 use zhifu_domain::wallet::pin::PinError;
 
@@ -22,6 +23,7 @@ pub enum ApiError {
     /// Query parameters of the wrong name or shape.
     QueryInvalid,
     Funding(FundingError),
+    P2p(P2pError),
     /// A money-moving call without a usable `Idempotency-Key` header.
     IdempotencyKeyInvalid,
     /// Something on our side; the detail goes to the log, not to the caller.
@@ -42,32 +44,18 @@ impl ApiError {
                 _ => (StatusCode::BAD_REQUEST, "JSON_MALFORMED"),
             },
             ApiError::Identity(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.code()),
-            ApiError::People(e) => {
+            ApiError::People(e) => (people_status(e), e.code()),
+            ApiError::P2p(P2pError::People(e)) => (people_status(e), e.code()),
+            ApiError::P2p(e) => {
                 let status = match e {
-                    PeopleError::PhoneTaken => StatusCode::CONFLICT,
-                    PeopleError::PasswordTooShort | PeopleError::PasswordTooLong => {
+                    P2pError::AmountInvalid | P2pError::PayeeIsPayer | P2pError::Ledger(_) => {
                         StatusCode::UNPROCESSABLE_ENTITY
                     }
-                    PeopleError::CredentialsWrong | PeopleError::SessionInvalid => {
-                        StatusCode::UNAUTHORIZED
-                    }
-                    PeopleError::PasswordWrong => StatusCode::FORBIDDEN,
-                    PeopleError::PinNotSet => StatusCode::CONFLICT,
-                    PeopleError::Pin(pin) => match pin {
-                        PinError::Format | PinError::Trivial | PinError::EqualsPassword => {
-                            StatusCode::UNPROCESSABLE_ENTITY
-                        }
-                        PinError::Wrong { .. } => StatusCode::FORBIDDEN,
-                        PinError::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
-                    },
-                    PeopleError::NameInvalid | PeopleError::IdentityMismatch => {
-                        StatusCode::UNPROCESSABLE_ENTITY
-                    }
-                    PeopleError::IdentityRequired => StatusCode::FORBIDDEN,
-                    PeopleError::CardAlreadyBound => StatusCode::CONFLICT,
-                    PeopleError::CardNotFound => StatusCode::NOT_FOUND,
-                    PeopleError::Bank(bank) => bank_status(*bank),
-                    PeopleError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    P2pError::Limit(_) => StatusCode::FORBIDDEN,
+                    P2pError::PayeeNotFound | P2pError::NotFound => StatusCode::NOT_FOUND,
+                    P2pError::KeyReused | P2pError::NotHeld => StatusCode::CONFLICT,
+                    P2pError::Engine(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    P2pError::People(_) => unreachable!("matched above"),
                 };
                 (status, e.code())
             }
@@ -105,6 +93,10 @@ impl ApiError {
                 "the ledger is unavailable; try again with the same Idempotency-Key".into()
             }
             ApiError::Funding(e) => e.to_string(),
+            ApiError::P2p(P2pError::Engine(_) | P2pError::People(PeopleError::Store(_))) => {
+                "the ledger is unavailable; try again with the same Idempotency-Key".into()
+            }
+            ApiError::P2p(e) => e.to_string(),
             ApiError::IdempotencyKeyInvalid => {
                 "send an Idempotency-Key header of 1 to 48 visible ASCII characters".into()
             }
@@ -172,6 +164,33 @@ fn bank_status(error: BankError) -> StatusCode {
         | BankError::InsufficientFunds
         | BankError::Declined => StatusCode::UNPROCESSABLE_ENTITY,
         BankError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+    }
+}
+
+fn people_status(error: &PeopleError) -> StatusCode {
+    match error {
+        PeopleError::PhoneTaken => StatusCode::CONFLICT,
+        PeopleError::PasswordTooShort | PeopleError::PasswordTooLong => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        PeopleError::CredentialsWrong | PeopleError::SessionInvalid => StatusCode::UNAUTHORIZED,
+        PeopleError::PasswordWrong => StatusCode::FORBIDDEN,
+        PeopleError::PinNotSet => StatusCode::CONFLICT,
+        PeopleError::Pin(pin) => match pin {
+            PinError::Format | PinError::Trivial | PinError::EqualsPassword => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            PinError::Wrong { .. } => StatusCode::FORBIDDEN,
+            PinError::Locked { .. } => StatusCode::TOO_MANY_REQUESTS,
+        },
+        PeopleError::NameInvalid | PeopleError::IdentityMismatch => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        PeopleError::IdentityRequired => StatusCode::FORBIDDEN,
+        PeopleError::CardAlreadyBound => StatusCode::CONFLICT,
+        PeopleError::CardNotFound => StatusCode::NOT_FOUND,
+        PeopleError::Bank(bank) => bank_status(*bank),
+        PeopleError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

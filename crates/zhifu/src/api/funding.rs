@@ -162,7 +162,7 @@ pub async fn top_up(
     ))
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
+pub fn idempotency_key(headers: &HeaderMap) -> Result<IdempotencyKey, ApiError> {
     headers
         .get("idempotency-key")
         .and_then(|value| value.to_str().ok())

@@ -4,4 +4,5 @@ pub mod error;
 pub mod funding;
 pub mod people;
 pub mod time;
+pub mod transfers;
 pub mod wallet;

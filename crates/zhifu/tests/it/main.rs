@@ -4,4 +4,5 @@ mod funding;
 mod people;
 mod serve;
 mod support;
+mod transfers;
 mod wallet;

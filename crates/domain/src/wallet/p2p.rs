@@ -1,0 +1,244 @@
+//! Transfers between people (转账, SPEC §3). The money is held in the ledger as a pending
+//! transfer from the payer's wallet to the payee's, with a 24-hour timeout: the payee accepts
+//! (the ledger posts it) or returns it (the ledger voids it), and if neither happens the
+//! ledger's own expiry returns it, also after a restart. No timer lives outside the ledger.
+
+use super::chart::{CODE_P2P, wallet_account_id};
+use super::funding::{IdempotencyKey, derived_transfer_id};
+use super::identity::Phone;
+use super::limits::{BalanceUsage, LimitError, LimitPolicy};
+use super::people::{People, PeopleError};
+use crate::time::{shanghai_day_start_ms, shanghai_year_start_ms};
+use std::fmt;
+use zhifu_ledger::{NewTransfer, TransferCode, TransferOp};
+use zhifu_store::{Engine, EngineError, P2pRow};
+
+/// How long a transfer waits for its payee.
+pub const HOLD_MS: i64 = 24 * 3_600_000;
+/// The most one transfer may send: the class limits bound it further.
+pub const TRANSFER_MAX_MINOR: u64 = 5_000_000;
+
+#[derive(Debug)]
+pub enum P2pError {
+    AmountInvalid,
+    PayeeNotFound,
+    PayeeIsPayer,
+    Limit(LimitError),
+    KeyReused,
+    NotFound,
+    /// Accepted, returned or expired already.
+    NotHeld,
+    Ledger(TransferCode),
+    Engine(EngineError),
+    People(PeopleError),
+}
+
+impl P2pError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            P2pError::AmountInvalid => "AMOUNT_INVALID",
+            P2pError::PayeeNotFound => "PAYEE_NOT_FOUND",
+            P2pError::PayeeIsPayer => "PAYEE_IS_PAYER",
+            P2pError::Limit(e) => e.code(),
+            P2pError::KeyReused => "IDEMPOTENCY_KEY_REUSED",
+            P2pError::NotFound => "TRANSFER_NOT_FOUND",
+            P2pError::NotHeld => "TRANSFER_NOT_HELD",
+            P2pError::Ledger(code) => code.as_str(),
+            P2pError::Engine(e) => e.code(),
+            P2pError::People(e) => e.code(),
+        }
+    }
+}
+
+impl fmt::Display for P2pError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            P2pError::AmountInvalid => {
+                write!(
+                    f,
+                    "a transfer is between 0.01 and {} yuan",
+                    TRANSFER_MAX_MINOR / 100
+                )
+            }
+            P2pError::PayeeNotFound => f.write_str("nobody has a wallet with this phone number"),
+            P2pError::PayeeIsPayer => f.write_str("you cannot transfer to yourself"),
+            P2pError::Limit(e) => e.fmt(f),
+            P2pError::KeyReused => {
+                f.write_str("this Idempotency-Key was used for a different transfer")
+            }
+            P2pError::NotFound => f.write_str("no such transfer to you"),
+            P2pError::NotHeld => f.write_str("this transfer was accepted, returned or has expired"),
+            P2pError::Ledger(TransferCode::ExceedsBalance) => {
+                f.write_str("your balance is not enough for this transfer")
+            }
+            P2pError::Ledger(code) => {
+                write!(f, "the ledger refused the transfer: {}", code.as_str())
+            }
+            P2pError::Engine(e) => write!(f, "the ledger is unavailable: {e}"),
+            P2pError::People(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for P2pError {}
+
+impl From<PeopleError> for P2pError {
+    fn from(e: PeopleError) -> P2pError {
+        P2pError::People(e)
+    }
+}
+
+impl From<zhifu_store::StoreError> for P2pError {
+    fn from(e: zhifu_store::StoreError) -> P2pError {
+        P2pError::People(PeopleError::Store(e))
+    }
+}
+
+/// Sends `amount_minor` from the payer to whoever has `payee_phone`, held until accepted.
+/// Runs under the people lock, so the payer's limits hold against concurrent transfers.
+#[allow(clippy::too_many_arguments)]
+pub fn send(
+    people: &mut People,
+    engine: &Engine,
+    limits: &LimitPolicy,
+    payer_id: i64,
+    payee_phone: &Phone,
+    amount_minor: u64,
+    key: &IdempotencyKey,
+    now_ms: i64,
+) -> Result<P2pRow, P2pError> {
+    if amount_minor == 0 || amount_minor > TRANSFER_MAX_MINOR {
+        return Err(P2pError::AmountInvalid);
+    }
+    let payee_id = people
+        .user_id_by_phone(payee_phone)?
+        .ok_or(P2pError::PayeeNotFound)?;
+    if payee_id == payer_id {
+        return Err(P2pError::PayeeIsPayer);
+    }
+    let transfer_id = derived_transfer_id("p2p", payer_id, key);
+    let id_text = transfer_id.get().to_string();
+    if let Some(existing) = people.store().p2p(&id_text)? {
+        return match existing.payee_id == payee_id && existing.amount_minor == amount_minor {
+            true => Ok(existing),
+            false => Err(P2pError::KeyReused),
+        };
+    }
+    if !people.class(payee_id)?.can_receive() {
+        return Err(P2pError::Limit(LimitError::RecipientUnverified));
+    }
+    let usage = BalanceUsage {
+        since_opening_minor: people.store().p2p_sent_since(payer_id, i64::MIN, now_ms)?,
+        this_year_minor: people.store().p2p_sent_since(
+            payer_id,
+            shanghai_year_start_ms(now_ms),
+            now_ms,
+        )?,
+        today_minor: people.store().p2p_sent_since(
+            payer_id,
+            shanghai_day_start_ms(now_ms),
+            now_ms,
+        )?,
+    };
+    // The PIN is one factor.
+    limits
+        .check_balance_payment(people.class(payer_id)?, 1, usage, amount_minor)
+        .map_err(P2pError::Limit)?;
+    let hold = NewTransfer {
+        id: transfer_id,
+        op: TransferOp::Pending {
+            debit_account_id: wallet_account_id(payer_id),
+            credit_account_id: wallet_account_id(payee_id),
+            amount_minor,
+            timeout_ms: HOLD_MS as u64,
+        },
+        code: CODE_P2P,
+        reference: None,
+        linked: false,
+    };
+    match engine
+        .create_transfers(vec![hold])
+        .map_err(P2pError::Engine)?
+        .as_slice()
+    {
+        [TransferCode::Ok | TransferCode::Exists] => {}
+        [TransferCode::ExistsWithDifferentPayload] => return Err(P2pError::KeyReused),
+        [code] => return Err(P2pError::Ledger(*code)),
+        _ => unreachable!("one transfer, one code"),
+    }
+    let row = P2pRow {
+        transfer_id: id_text,
+        payer_id,
+        payee_id,
+        amount_minor,
+        created_ms: now_ms,
+        expires_ms: now_ms + HOLD_MS,
+        state: "held".into(),
+    };
+    people.store().p2p_insert(&row)?;
+    Ok(row)
+}
+
+/// The payee takes the money (`accept`) or sends it back (`!accept`).
+pub fn resolve(
+    people: &mut People,
+    engine: &Engine,
+    payee_id: i64,
+    transfer_id: &str,
+    accept: bool,
+) -> Result<P2pRow, P2pError> {
+    let mut row = people
+        .store()
+        .p2p(transfer_id)?
+        .filter(|row| row.payee_id == payee_id)
+        .ok_or(P2pError::NotFound)?;
+    let target = if accept { "accepted" } else { "returned" };
+    if row.state == target {
+        return Ok(row);
+    }
+    if row.state != "held" {
+        return Err(P2pError::NotHeld);
+    }
+    let pending_id =
+        zhifu_ledger::TransferId::new(transfer_id.parse().map_err(|_| P2pError::NotFound)?)
+            .ok_or(P2pError::NotFound)?;
+    let purpose = if accept { "p2p accept" } else { "p2p return" };
+    let resolution_key = IdempotencyKey::parse(transfer_id).ok_or(P2pError::NotFound)?;
+    let resolution = NewTransfer {
+        id: derived_transfer_id(purpose, payee_id, &resolution_key),
+        op: match accept {
+            true => TransferOp::PostPending {
+                pending_id,
+                amount_minor: None,
+            },
+            false => TransferOp::VoidPending { pending_id },
+        },
+        code: CODE_P2P,
+        reference: None,
+        linked: false,
+    };
+    let codes = engine
+        .create_transfers(vec![resolution])
+        .map_err(P2pError::Engine)?;
+    match codes.as_slice() {
+        [TransferCode::Ok | TransferCode::Exists] => {}
+        // The ledger's clock sent it back already.
+        [TransferCode::PendingExpired | TransferCode::PendingAlreadyVoided] => {
+            people.store().p2p_set_state(transfer_id, "returned")?;
+            return Err(P2pError::NotHeld);
+        }
+        [code] => return Err(P2pError::Ledger(*code)),
+        _ => unreachable!("one transfer, one code"),
+    }
+    people.store().p2p_set_state(transfer_id, target)?;
+    row.state = target.into();
+    Ok(row)
+}
+
+/// What a listing shows: a held transfer past its time has gone back by itself.
+pub fn shown_state(row: &P2pRow, now_ms: i64) -> &str {
+    match row.state.as_str() {
+        "held" if now_ms >= row.expires_ms => "returned",
+        state => state,
+    }
+}

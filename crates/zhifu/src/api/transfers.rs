@@ -1,0 +1,127 @@
+//! Transfers between people: send (held), list, accept, return.
+
+use super::error::ApiError;
+use super::people::session_person;
+use super::time::rfc3339_from_ms;
+use crate::serve::AppState;
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use zhifu_domain::wallet::identity::Phone;
+use zhifu_domain::wallet::limits::LimitPolicy;
+use zhifu_domain::wallet::p2p::{self, P2pError};
+use zhifu_store::P2pRow;
+
+/// Transfers in one listing.
+const LISTING_LEN: usize = 50;
+
+fn transfer_json(row: &P2pRow, viewer: i64, now_ms: i64) -> Value {
+    json!({
+        "transfer_id": row.transfer_id,
+        "direction": if row.payer_id == viewer { "sent" } else { "received" },
+        "amount_minor": row.amount_minor,
+        "state": p2p::shown_state(row, now_ms),
+        "created_at": rfc3339_from_ms(row.created_ms),
+        "expires_at": rfc3339_from_ms(row.expires_ms),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    to_phone: String,
+    amount_minor: u64,
+    pin: String,
+}
+
+/// `POST /api/v1/transfers` with an `Idempotency-Key`: held until the payee accepts.
+pub async fn send(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<SendRequest>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let key = super::funding::idempotency_key(&headers)?;
+    let Json(request) = body?;
+    let payee_phone = Phone::parse(&request.to_phone)?;
+    let person = session_person(&state, &headers).await?;
+    let now_ms = state.now_ms();
+    let engine = state.engine_shared();
+    let row = state
+        .with_people(move |people| {
+            people.check_pin(person.user_id, &request.pin, now_ms)?;
+            p2p::send(
+                people,
+                &engine,
+                &LimitPolicy::default(),
+                person.user_id,
+                &payee_phone,
+                request.amount_minor,
+                &key,
+                now_ms,
+            )
+        })
+        .await??;
+    Ok((
+        StatusCode::CREATED,
+        Json(transfer_json(&row, person.user_id, now_ms)),
+    ))
+}
+
+/// `GET /api/v1/transfers`: sent and received, newest first.
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let person = session_person(&state, &headers).await?;
+    let now_ms = state.now_ms();
+    let rows = state
+        .with_people(move |people| people.transfers_of(person.user_id, LISTING_LEN))
+        .await??;
+    let transfers: Vec<Value> = rows
+        .iter()
+        .map(|r| transfer_json(r, person.user_id, now_ms))
+        .collect();
+    Ok(Json(json!({ "transfers": transfers })))
+}
+
+/// `POST /api/v1/transfers/{id}/accept`
+pub async fn accept(
+    state: State<AppState>,
+    headers: HeaderMap,
+    id: Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    resolve(state, headers, id, true).await
+}
+
+/// `POST /api/v1/transfers/{id}/return`
+pub async fn give_back(
+    state: State<AppState>,
+    headers: HeaderMap,
+    id: Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    resolve(state, headers, id, false).await
+}
+
+async fn resolve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    accept: bool,
+) -> Result<Json<Value>, ApiError> {
+    let person = session_person(&state, &headers).await?;
+    let now_ms = state.now_ms();
+    let engine = state.engine_shared();
+    let row = state
+        .with_people(move |people| p2p::resolve(people, &engine, person.user_id, &id, accept))
+        .await??;
+    Ok(Json(transfer_json(&row, person.user_id, now_ms)))
+}
+
+impl From<P2pError> for ApiError {
+    fn from(e: P2pError) -> ApiError {
+        ApiError::P2p(e)
+    }
+}

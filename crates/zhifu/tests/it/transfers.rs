@@ -1,0 +1,158 @@
+//! Transfers between people over HTTP: held, accepted, returned, and the refusals.
+
+use crate::support::Server;
+use crate::wallet::signed_up;
+
+const PIN: &str = "802514";
+
+/// Signs up, sets the PIN, verifies (with a distinct ID per person) and, when asked, tops up.
+fn person(server: &Server, phone: &str, id_number: &str, top_up_minor: u64) -> String {
+    let token = signed_up(server, phone);
+    let pin = format!(r#"{{"password":"long enough password","pin":"{PIN}"}}"#);
+    assert_eq!(
+        server.send("PUT", "/api/v1/pin", &pin, Some(&token)).status,
+        204
+    );
+    let verification = format!(r#"{{"name":"王五","id_number":"{id_number}"}}"#);
+    assert_eq!(
+        server
+            .send("POST", "/api/v1/verification", &verification, Some(&token))
+            .status,
+        200
+    );
+    if top_up_minor > 0 {
+        let card = "6222021234567890128";
+        let binding = format!(
+            r#"{{"card_number":"{card}","name":"王五","id_number":"{id_number}","phone":"{phone}"}}"#
+        );
+        let bound = server.send("POST", "/api/v1/cards", &binding, Some(&token));
+        assert_eq!(bound.status, 201, "{}", bound.body);
+        let card_token = bound.json()["token"].as_str().unwrap().to_owned();
+        let body = format!(
+            r#"{{"card_token":"{card_token}","amount_minor":{top_up_minor},"pin":"{PIN}"}}"#
+        );
+        let topped = keyed(server, "POST", "/api/v1/top-ups", &token, "fund", &body);
+        assert_eq!(topped.status, 201, "{}", topped.body);
+    }
+    token
+}
+
+fn keyed(
+    server: &Server,
+    method: &str,
+    path: &str,
+    token: &str,
+    key: &str,
+    body: &str,
+) -> crate::support::Response {
+    server.request(&format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
+         Idempotency-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        server.address,
+        body.len()
+    ))
+}
+
+fn balance(server: &Server, token: &str) -> (i64, i64) {
+    let wallet = server.send("GET", "/api/v1/wallet", "", Some(token)).json();
+    (
+        wallet["balance_minor"].as_i64().unwrap(),
+        wallet["available_minor"].as_i64().unwrap(),
+    )
+}
+
+#[test]
+fn a_transfer_waits_for_its_payee() {
+    let server = Server::start();
+    let alice = person(&server, "13812345678", "11010519491231002X", 50_000);
+    let bob = person(&server, "13912345678", "110105200002291235", 0);
+    let send = |key: &str, amount: u64, to: &str| {
+        let body = format!(r#"{{"to_phone":"{to}","amount_minor":{amount},"pin":"{PIN}"}}"#);
+        keyed(&server, "POST", "/api/v1/transfers", &alice, key, &body)
+    };
+    let sent = send("t1", 12_000, "13912345678");
+    assert_eq!(sent.status, 201, "{}", sent.body);
+    assert_eq!(sent.json()["state"], "held");
+    assert_eq!(balance(&server, &alice), (50_000, 38_000));
+    let id = sent.json()["transfer_id"].as_str().unwrap().to_owned();
+    let listed = server
+        .send("GET", "/api/v1/transfers", "", Some(&bob))
+        .json();
+    assert_eq!(listed["transfers"][0]["direction"], "received");
+    assert_eq!(balance(&server, &bob), (0, 0));
+
+    let accepted = server.send(
+        "POST",
+        &format!("/api/v1/transfers/{id}/accept"),
+        "",
+        Some(&bob),
+    );
+    assert_eq!(
+        (accepted.status, accepted.json()["state"].as_str()),
+        (200, Some("accepted"))
+    );
+    assert_eq!(balance(&server, &bob), (12_000, 12_000));
+    let again = server.send(
+        "POST",
+        &format!("/api/v1/transfers/{id}/return"),
+        "",
+        Some(&bob),
+    );
+    assert_eq!(
+        (again.status, again.code()),
+        (409, "TRANSFER_NOT_HELD".into())
+    );
+
+    let second = send("t2", 3_000, "13912345678").json()["transfer_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_payer = server.send(
+        "POST",
+        &format!("/api/v1/transfers/{second}/accept"),
+        "",
+        Some(&alice),
+    );
+    assert_eq!(
+        (by_payer.status, by_payer.code()),
+        (404, "TRANSFER_NOT_FOUND".into())
+    );
+    assert_eq!(
+        server
+            .send(
+                "POST",
+                &format!("/api/v1/transfers/{second}/return"),
+                "",
+                Some(&bob)
+            )
+            .status,
+        200
+    );
+    assert_eq!(balance(&server, &alice), (38_000, 38_000));
+
+    for (key, amount, to, status, code) in [
+        ("t3", 100, "13812345678", 422, "PAYEE_IS_PAYER"),
+        ("t3", 100, "13700000000", 404, "PAYEE_NOT_FOUND"),
+        ("t3", 0, "13912345678", 422, "AMOUNT_INVALID"),
+        ("t3", 38_001, "13912345678", 422, "EXCEEDS_BALANCE"),
+        ("t1", 99, "13912345678", 409, "IDEMPOTENCY_KEY_REUSED"),
+    ] {
+        let refused = send(key, amount, to);
+        assert_eq!(
+            (refused.status, refused.code()),
+            (status, code.into()),
+            "{key} {amount} {to}"
+        );
+    }
+    signed_up(&server, "13600000000");
+    let refused = send("t4", 100, "13600000000");
+    assert_eq!(
+        (refused.status, refused.code()),
+        (403, "RECIPIENT_UNVERIFIED".into())
+    );
+    assert_eq!(
+        balance(&server, &alice),
+        (38_000, 38_000),
+        "no refusal moved money"
+    );
+}
