@@ -29,7 +29,10 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineError};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-pub use wallet::{CardRow, IdentityRow, NewUser, P2pRow, PinRow, SessionRow, UserRow, WalletStore};
+pub use wallet::{
+    CardRow, IdentityRow, NewUser, P2pRow, PinRow, RedPacketRow, SessionRow, ShareRow, UserRow,
+    WalletStore,
+};
 
 use std::path::PathBuf;
 use zhifu_ledger::{

@@ -32,6 +32,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../migrations/postgres/0006_p2p_transfers.sql"),
     ),
+    (
+        7,
+        include_str!("../migrations/postgres/0007_red_packets.sql"),
+    ),
 ];
 
 pub struct PostgresStore {

@@ -15,6 +15,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/sqlite/wallet_0003.sql")),
     (4, include_str!("../migrations/sqlite/wallet_0004.sql")),
     (5, include_str!("../migrations/sqlite/wallet_0005.sql")),
+    (6, include_str!("../migrations/sqlite/wallet_0006.sql")),
 ];
 
 /// A person to create.
@@ -84,6 +85,28 @@ pub struct P2pRow {
     pub state: String,
 }
 
+/// A red packet as sent.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct RedPacketRow {
+    pub packet_id: String,
+    pub sender_id: i64,
+    /// `normal` or `lucky`.
+    pub kind: String,
+    pub total_minor: u64,
+    pub shares: u32,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+}
+
+/// One share of a red packet, and who grabbed it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ShareRow {
+    pub index: u32,
+    pub amount_minor: u64,
+    pub grabber_id: Option<i64>,
+    pub grabbed_ms: Option<i64>,
+}
+
 /// What the wallet needs to remember outside the ledger.
 pub trait WalletStore: Send {
     /// The new user's id, or `None` when the phone is taken (nothing is written then).
@@ -139,6 +162,22 @@ pub trait WalletStore: Send {
         since_ms: i64,
         now_ms: i64,
     ) -> Result<u64, StoreError>;
+    /// Records a packet with its drawn shares, in one transaction; false when it exists.
+    fn red_packet_insert(
+        &mut self,
+        packet: &RedPacketRow,
+        shares_minor: &[u64],
+    ) -> Result<bool, StoreError>;
+    fn red_packet(&mut self, packet_id: &str) -> Result<Option<RedPacketRow>, StoreError>;
+    fn red_packet_shares(&mut self, packet_id: &str) -> Result<Vec<ShareRow>, StoreError>;
+    /// Gives the share to the grabber; false when someone has it already.
+    fn red_packet_claim(
+        &mut self,
+        packet_id: &str,
+        index: u32,
+        grabber_id: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError>;
     /// Records the lockout state after an attempt.
     fn pin_attempts_save(
         &mut self,
@@ -502,6 +541,92 @@ impl WalletStore for SqliteWalletStore {
             .query_row(params![payer_id, since_ms, now_ms], |r| r.get(0))?;
         Ok(u64::try_from(sent).unwrap_or(0))
     }
+
+    fn red_packet_insert(
+        &mut self,
+        packet: &RedPacketRow,
+        shares_minor: &[u64],
+    ) -> Result<bool, StoreError> {
+        let tx = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let inserted = tx.execute(
+            "INSERT INTO red_packets (packet_id, sender_id, kind, total_minor, shares, created_ms, expires_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (packet_id) DO NOTHING",
+            params![
+                packet.packet_id,
+                packet.sender_id,
+                packet.kind,
+                to_i64(packet.total_minor)?,
+                packet.shares,
+                packet.created_ms,
+                packet.expires_ms
+            ],
+        )?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        for (index, amount_minor) in shares_minor.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO red_packet_shares (packet_id, share_index, amount_minor) VALUES (?1, ?2, ?3)",
+                params![packet.packet_id, index as i64, to_i64(*amount_minor)?],
+            )?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn red_packet(&mut self, packet_id: &str) -> Result<Option<RedPacketRow>, StoreError> {
+        Ok(self
+            .connection
+            .prepare_cached(
+                "SELECT packet_id, sender_id, kind, total_minor, shares, created_ms, expires_ms FROM red_packets WHERE packet_id = ?1",
+            )?
+            .query_row([packet_id], |r| {
+                Ok(RedPacketRow {
+                    packet_id: r.get(0)?,
+                    sender_id: r.get(1)?,
+                    kind: r.get(2)?,
+                    total_minor: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                    shares: r.get(4)?,
+                    created_ms: r.get(5)?,
+                    expires_ms: r.get(6)?,
+                })
+            })
+            .optional()?)
+    }
+
+    fn red_packet_shares(&mut self, packet_id: &str) -> Result<Vec<ShareRow>, StoreError> {
+        let mut statement = self.connection.prepare_cached(
+            "SELECT share_index, amount_minor, grabber_id, grabbed_ms FROM red_packet_shares WHERE packet_id = ?1 ORDER BY share_index",
+        )?;
+        let rows = statement.query_map([packet_id], |r| {
+            Ok(ShareRow {
+                index: r.get(0)?,
+                amount_minor: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                grabber_id: r.get(2)?,
+                grabbed_ms: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn red_packet_claim(
+        &mut self,
+        packet_id: &str,
+        index: u32,
+        grabber_id: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .connection
+            .prepare_cached(
+                "UPDATE red_packet_shares SET grabber_id = ?3, grabbed_ms = ?4 \
+                 WHERE packet_id = ?1 AND share_index = ?2 AND grabber_id IS NULL",
+            )?
+            .execute(params![packet_id, index, grabber_id, now_ms])?;
+        Ok(changed > 0)
+    }
 }
 
 pub struct PostgresWalletStore {
@@ -775,6 +900,85 @@ impl WalletStore for PostgresWalletStore {
         )?;
         Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
     }
+
+    fn red_packet_insert(
+        &mut self,
+        packet: &RedPacketRow,
+        shares_minor: &[u64],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.client.transaction()?;
+        let inserted = tx.execute(
+            "INSERT INTO red_packets (packet_id, sender_id, kind, total_minor, shares, created_ms, expires_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (packet_id) DO NOTHING",
+            &[
+                &packet.packet_id,
+                &packet.sender_id,
+                &packet.kind,
+                &to_i64(packet.total_minor)?,
+                &(packet.shares as i32),
+                &packet.created_ms,
+                &packet.expires_ms,
+            ],
+        )?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        for (index, amount_minor) in shares_minor.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO red_packet_shares (packet_id, share_index, amount_minor) VALUES ($1, $2, $3)",
+                &[&packet.packet_id, &(index as i32), &to_i64(*amount_minor)?],
+            )?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    fn red_packet(&mut self, packet_id: &str) -> Result<Option<RedPacketRow>, StoreError> {
+        let row = self.client.query_opt(
+            "SELECT packet_id, sender_id, kind, total_minor, shares, created_ms, expires_ms FROM red_packets WHERE packet_id = $1",
+            &[&packet_id],
+        )?;
+        Ok(row.map(|r| RedPacketRow {
+            packet_id: r.get(0),
+            sender_id: r.get(1),
+            kind: r.get(2),
+            total_minor: u64::try_from(r.get::<_, i64>(3)).unwrap_or(0),
+            shares: u32::try_from(r.get::<_, i32>(4)).unwrap_or(0),
+            created_ms: r.get(5),
+            expires_ms: r.get(6),
+        }))
+    }
+
+    fn red_packet_shares(&mut self, packet_id: &str) -> Result<Vec<ShareRow>, StoreError> {
+        let rows = self.client.query(
+            "SELECT share_index, amount_minor, grabber_id, grabbed_ms FROM red_packet_shares WHERE packet_id = $1 ORDER BY share_index",
+            &[&packet_id],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| ShareRow {
+                index: u32::try_from(r.get::<_, i32>(0)).unwrap_or(0),
+                amount_minor: u64::try_from(r.get::<_, i64>(1)).unwrap_or(0),
+                grabber_id: r.get(2),
+                grabbed_ms: r.get(3),
+            })
+            .collect())
+    }
+
+    fn red_packet_claim(
+        &mut self,
+        packet_id: &str,
+        index: u32,
+        grabber_id: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let changed = self.client.execute(
+            "UPDATE red_packet_shares SET grabber_id = $3, grabbed_ms = $4 \
+             WHERE packet_id = $1 AND share_index = $2 AND grabber_id IS NULL",
+            &[&packet_id, &(index as i32), &grabber_id, &now_ms],
+        )?;
+        Ok(changed > 0)
+    }
 }
 
 const P2P_COLUMNS: &str =
@@ -802,4 +1006,8 @@ fn p2p_row_postgres(r: &postgres::Row) -> P2pRow {
         expires_ms: r.get(5),
         state: r.get(6),
     }
+}
+
+fn to_i64(minor: u64) -> Result<i64, StoreError> {
+    i64::try_from(minor).map_err(|_| StoreError::Corrupt("an amount beyond i64".into()))
 }

@@ -2,7 +2,7 @@
 
 use crate::on_both_stores;
 use crate::support::{Backend, TestStore};
-use zhifu_store::{CardRow, IdentityRow, NewUser, P2pRow};
+use zhifu_store::{CardRow, IdentityRow, NewUser, P2pRow, RedPacketRow};
 
 on_both_stores!(users_and_sessions);
 
@@ -172,6 +172,35 @@ fn users_and_sessions(backend: Backend) {
     assert_eq!(
         wallet.p2p("t2").unwrap().map(|r| r.state),
         Some("accepted".into())
+    );
+
+    // Red packets: shares stored with the packet, each claimed once, one per person.
+    let packet = RedPacketRow {
+        packet_id: "p1".into(),
+        sender_id: alice,
+        kind: "lucky".into(),
+        total_minor: 600,
+        shares: 3,
+        created_ms: 1,
+        expires_ms: 2,
+    };
+    assert!(wallet.red_packet_insert(&packet, &[100, 200, 300]).unwrap());
+    assert!(!wallet.red_packet_insert(&packet, &[600]).unwrap(), "once");
+    assert_eq!(wallet.red_packet("p1").unwrap(), Some(packet));
+    assert!(wallet.red_packet_claim("p1", 0, bob, 5).unwrap());
+    assert!(
+        !wallet.red_packet_claim("p1", 0, alice, 5).unwrap(),
+        "taken"
+    );
+    assert!(
+        wallet.red_packet_claim("p1", 1, bob, 5).is_err(),
+        "one share per person"
+    );
+    let shares = wallet.red_packet_shares("p1").unwrap();
+    assert_eq!(shares.iter().map(|s| s.amount_minor).sum::<u64>(), 600);
+    assert_eq!(
+        (shares[0].grabber_id, shares[1].grabber_id),
+        (Some(bob), None)
     );
 
     // A restart reads what was written.
