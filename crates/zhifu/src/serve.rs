@@ -217,6 +217,11 @@ fn app(state: AppState) -> Router {
             "/api/v1/transfers",
             post(crate::api::transfers::send).get(crate::api::transfers::list),
         )
+        .route("/api/v1/red-packets", post(crate::api::red_packets::send))
+        .route(
+            "/api/v1/red-packets/{id}/grab",
+            post(crate::api::red_packets::grab),
+        )
         .route(
             "/api/v1/transfers/{id}/accept",
             post(crate::api::transfers::accept),

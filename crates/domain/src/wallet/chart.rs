@@ -11,6 +11,8 @@ use zhifu_ledger::{AccountId, AccountKind, BalanceRule, Currency, NewAccount};
 pub const BANK_SETTLEMENT: u64 = 1;
 /// Withdrawal fees and other income.
 pub const FEE_INCOME: u64 = 2;
+/// Red packet shares pass through here on their way to whoever grabs them.
+pub const RED_PACKET_HOLD: u64 = 3;
 
 const SLOTS_PER_PERSON: i64 = 256;
 const SLOT_WALLET: i64 = 1;
@@ -28,6 +30,12 @@ pub fn institution_accounts() -> Vec<NewAccount> {
             id: account_id(FEE_INCOME),
             currency: Currency::CNY,
             kind: AccountKind::FeeIncome,
+            rule: BalanceRule::NO_OVERDRAFT,
+        },
+        NewAccount {
+            id: account_id(RED_PACKET_HOLD),
+            currency: Currency::CNY,
+            kind: AccountKind::InFlightHold,
             rule: BalanceRule::NO_OVERDRAFT,
         },
     ]
@@ -65,3 +73,4 @@ pub const CODE_TOP_UP: u16 = 1;
 pub const CODE_WITHDRAWAL: u16 = 2;
 pub const CODE_WITHDRAWAL_FEE: u16 = 3;
 pub const CODE_P2P: u16 = 4;
+pub const CODE_RED_PACKET: u16 = 5;

@@ -9,6 +9,7 @@ pub mod p2p;
 pub mod people;
 pub mod pin;
 pub mod red_packet;
+pub mod red_packets;
 
 #[cfg(test)]
 mod tests;

@@ -998,4 +998,152 @@ mod p2p {
             "LIMIT_CLASS_I_CUMULATIVE"
         );
     }
+
+    #[test]
+    fn red_packets_have_exactly_their_winners_and_return_the_rest() {
+        use crate::wallet::red_packet::{RedPacketKind, RedPacketPolicy};
+        use crate::wallet::red_packets::{RedPacketServiceError, grab, send as send_packet};
+
+        let mut world = World::new();
+        let alice = world.person("13812345678", "11010519491231001", true, 50_000);
+        let grabbers: Vec<i64> = (0..8)
+            .map(|n| {
+                world.person(
+                    &format!("1390000000{n}"),
+                    &format!("1101051980010100{n}"),
+                    true,
+                    0,
+                )
+            })
+            .collect();
+        let now_ms = world.now_ms();
+        let key = IdempotencyKey::parse("packet-1").unwrap();
+        let mut random = super::Seeded(11);
+        let lucky = RedPacketKind::Lucky {
+            total_minor: 10_000,
+        };
+        let packet = send_packet(
+            &mut world.people,
+            &world.engine,
+            &RedPacketPolicy::default(),
+            alice,
+            lucky,
+            5,
+            &key,
+            now_ms,
+            &mut random,
+        )
+        .unwrap();
+        assert_eq!(world.balances(alice), (50_000, 40_000), "every share held");
+        let again = send_packet(
+            &mut world.people,
+            &world.engine,
+            &RedPacketPolicy::default(),
+            alice,
+            lucky,
+            5,
+            &key,
+            now_ms,
+            &mut random,
+        )
+        .unwrap();
+        assert_eq!(again, packet, "a retry sends nothing more");
+
+        let mut won = Vec::new();
+        for &grabber in &grabbers {
+            match grab(
+                &mut world.people,
+                &world.engine,
+                &packet.packet_id,
+                grabber,
+                now_ms,
+            ) {
+                Ok(got) => won.push((grabber, got.amount_minor)),
+                Err(RedPacketServiceError::SoldOut) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(won.len(), 5, "exactly as many winners as shares");
+        assert_eq!(won.iter().map(|w| w.1).sum::<u64>(), 10_000);
+        for (grabber, amount) in &won {
+            assert_eq!(world.balances(*grabber).0, *amount as i128);
+            let twice = grab(
+                &mut world.people,
+                &world.engine,
+                &packet.packet_id,
+                *grabber,
+                now_ms,
+            )
+            .unwrap();
+            assert_eq!((twice.amount_minor, twice.first_time), (*amount, false));
+        }
+        assert_eq!(world.balances(alice), (40_000, 40_000));
+
+        // An unverified person cannot grab; an unclaimed share goes back after 24 h.
+        let stranger = world.person("13700000000", "11010519700101001", false, 0);
+        let key = IdempotencyKey::parse("packet-2").unwrap();
+        let normal = RedPacketKind::Normal { share_minor: 1_000 };
+        let second = send_packet(
+            &mut world.people,
+            &world.engine,
+            &RedPacketPolicy::default(),
+            alice,
+            normal,
+            3,
+            &key,
+            now_ms,
+            &mut random,
+        )
+        .unwrap();
+        assert_eq!(
+            grab(
+                &mut world.people,
+                &world.engine,
+                &second.packet_id,
+                stranger,
+                now_ms
+            )
+            .unwrap_err()
+            .code(),
+            "RECIPIENT_UNVERIFIED"
+        );
+        grab(
+            &mut world.people,
+            &world.engine,
+            &second.packet_id,
+            grabbers[0],
+            now_ms,
+        )
+        .unwrap();
+        assert_eq!(world.balances(alice), (39_000, 37_000));
+        world
+            .clock
+            .advance_ms(super::super::red_packets::OPEN_MS as u64 + 1);
+        let later = world.now_ms();
+        assert_eq!(
+            grab(
+                &mut world.people,
+                &world.engine,
+                &second.packet_id,
+                grabbers[1],
+                later
+            )
+            .unwrap_err()
+            .code(),
+            "RED_PACKET_EXPIRED"
+        );
+        // The engine expires the held shares on its own (it wakes at least every 100 ms).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while world.balances(alice).1 != 39_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the shares never came back"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let mut reader = world.config.open().unwrap();
+        let mut all = Vec::new();
+        reader.scan_accounts(&mut |a| all.push(a)).unwrap();
+        zhifu_ledger::check_conservation(all.iter()).unwrap();
+    }
 }

@@ -10,6 +10,7 @@ use zhifu_domain::wallet::identity::IdentityError;
 use zhifu_domain::wallet::p2p::P2pError;
 use zhifu_domain::wallet::people::PeopleError;
 use zhifu_domain::wallet::pin::PinError;
+use zhifu_domain::wallet::red_packets::RedPacketServiceError;
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -24,6 +25,9 @@ pub enum ApiError {
     QueryInvalid,
     Funding(FundingError),
     P2p(P2pError),
+    RedPacket(RedPacketServiceError),
+    /// `kind` is neither `normal` nor `lucky`.
+    RedPacketKindInvalid,
     /// A money-moving call without a usable `Idempotency-Key` header.
     IdempotencyKeyInvalid,
     /// Something on our side; the detail goes to the log, not to the caller.
@@ -72,6 +76,26 @@ impl ApiError {
                 };
                 (status, e.code())
             }
+            ApiError::RedPacket(RedPacketServiceError::People(e)) => (people_status(e), e.code()),
+            ApiError::RedPacket(e) => {
+                let status = match e {
+                    RedPacketServiceError::Split(_) | RedPacketServiceError::Ledger(_) => {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    }
+                    RedPacketServiceError::NotFound => StatusCode::NOT_FOUND,
+                    RedPacketServiceError::Expired => StatusCode::GONE,
+                    RedPacketServiceError::SoldOut | RedPacketServiceError::KeyReused => {
+                        StatusCode::CONFLICT
+                    }
+                    RedPacketServiceError::RecipientUnverified => StatusCode::FORBIDDEN,
+                    RedPacketServiceError::Engine(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    RedPacketServiceError::People(_) => unreachable!("matched above"),
+                };
+                (status, e.code())
+            }
+            ApiError::RedPacketKindInvalid => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "RED_PACKET_KIND_INVALID")
+            }
             ApiError::IdempotencyKeyInvalid => (StatusCode::BAD_REQUEST, "IDEMPOTENCY_KEY_INVALID"),
             ApiError::SessionMissing => (StatusCode::UNAUTHORIZED, "SESSION_MISSING"),
             ApiError::QueryInvalid => (StatusCode::BAD_REQUEST, "QUERY_INVALID"),
@@ -97,6 +121,8 @@ impl ApiError {
                 "the ledger is unavailable; try again with the same Idempotency-Key".into()
             }
             ApiError::P2p(e) => e.to_string(),
+            ApiError::RedPacket(e) => e.to_string(),
+            ApiError::RedPacketKindInvalid => "kind is normal or lucky".into(),
             ApiError::IdempotencyKeyInvalid => {
                 "send an Idempotency-Key header of 1 to 48 visible ASCII characters".into()
             }

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod funding;
 pub mod people;
+pub mod red_packets;
 pub mod time;
 pub mod transfers;
 pub mod wallet;

@@ -2,6 +2,7 @@
 
 mod funding;
 mod people;
+mod red_packets;
 mod serve;
 mod support;
 mod transfers;
