@@ -3,6 +3,7 @@
 
 mod api;
 mod bench_ledger;
+mod demo;
 mod serve;
 
 use clap::{Parser, Subcommand};

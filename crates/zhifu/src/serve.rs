@@ -38,6 +38,9 @@ pub struct Args {
     /// timeout_before_work (to exercise every failure path).
     #[arg(long, default_value = "normal", value_parser = parse_bank_mode)]
     bank_mode: BankMode,
+    /// Seed a small world to click through: demo people with balances, a card, a PIN.
+    #[arg(long)]
+    demo: bool,
 }
 
 fn parse_bank_mode(text: &str) -> Result<BankMode, String> {
@@ -96,6 +99,13 @@ impl AppState {
         })
         .await
         .map_err(|_| ApiError::Internal)
+    }
+
+    /// The people service, from a thread that may block (start-up, the demo seed).
+    pub fn people_blocking(&self) -> std::sync::MutexGuard<'_, People> {
+        self.people
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs `f` on the blocking pool with the people service.
@@ -166,6 +176,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ))),
     };
     state.bank.set_mode(args.bank_mode);
+    if args.demo {
+        crate::demo::seed(&state)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

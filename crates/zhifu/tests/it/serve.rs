@@ -39,3 +39,28 @@ fn malformed_requests_get_a_clear_error() {
     // The server is still there for the next caller.
     assert_eq!(server.get("/healthz").status, 200);
 }
+
+#[test]
+fn the_demo_world_is_there_once_however_often_it_is_seeded() {
+    let server = Server::start_with_args(&["--demo"]);
+    let log_in = |server: &Server, phone: &str| {
+        let body = format!(r#"{{"phone":"{phone}","password":"zhifu-demo"}}"#);
+        let session = server.send("POST", "/api/v1/sessions", &body, None);
+        assert_eq!(session.status, 201, "{}", session.body);
+        session.json()["token"].as_str().unwrap().to_owned()
+    };
+    let balance = |server: &Server, token: &str| {
+        server.send("GET", "/api/v1/wallet", "", Some(token)).json()["balance_minor"].as_i64()
+    };
+    let token = log_in(&server, "13800000001");
+    assert_eq!(balance(&server, &token), Some(100_000));
+    let server = server.restart_with_args(&["--demo"]);
+    let token = log_in(&server, "13800000001");
+    assert_eq!(
+        balance(&server, &token),
+        Some(100_000),
+        "seeding again adds nothing"
+    );
+    log_in(&server, "13800000002");
+    log_in(&server, "13800000003");
+}

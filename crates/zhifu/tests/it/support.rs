@@ -24,14 +24,18 @@ impl Server {
     }
 
     /// Stops this server (SIGTERM) and starts another on the same data directory.
-    pub fn restart(mut self) -> Server {
+    pub fn restart(self) -> Server {
+        self.restart_with_args(&[])
+    }
+
+    pub fn restart_with_args(mut self, args: &[&str]) -> Server {
         let data = std::mem::replace(
             &mut self.data,
             tempfile::tempdir().expect("temporary directory"),
         );
         let (status, _) = self.terminate_in_place();
         assert!(status.success());
-        Server::start_in(data, &[])
+        Server::start_in(data, args)
     }
 
     fn start_in(data: tempfile::TempDir, args: &[&str]) -> Server {
@@ -51,8 +55,15 @@ impl Server {
             .spawn()
             .expect("start zhifu serve");
         let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        // Lines before the address (the demo's greeting) are skipped, a bounded number.
         let mut first_line = String::new();
-        stdout.read_line(&mut first_line).expect("read the address");
+        for _ in 0..20 {
+            first_line.clear();
+            stdout.read_line(&mut first_line).expect("read the address");
+            if first_line.starts_with("zhifu serve: listening on") {
+                break;
+            }
+        }
         let address = first_line
             .trim()
             .strip_prefix("zhifu serve: listening on http://")
