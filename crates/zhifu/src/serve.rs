@@ -319,7 +319,7 @@ async fn home(State(state): State<AppState>) -> Html<String> {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>zhifu</title></head><body><h1>zhifu 支付</h1>\
-         <p>The ledger is running on {}. The web wallet is being built.</p>\
+         <p>The ledger is running on {}. The wallet API answers under <code>/api/v1</code> (the README lists its calls); the web wallet pages are being built.</p>\
          <p><a href=\"/healthz\">health</a> · <a href=\"/metrics\">metrics</a></p></body></html>",
         state.store_name
     ))
