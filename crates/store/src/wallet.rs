@@ -170,6 +170,14 @@ pub trait WalletStore: Send {
     ) -> Result<bool, StoreError>;
     fn red_packet(&mut self, packet_id: &str) -> Result<Option<RedPacketRow>, StoreError>;
     fn red_packet_shares(&mut self, packet_id: &str) -> Result<Vec<ShareRow>, StoreError>;
+    /// What the sender's packets since `since_ms` took from the balance: every grabbed share,
+    /// and every share still open at `now_ms` (expired ones went back).
+    fn red_packets_sent_since(
+        &mut self,
+        sender_id: i64,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, StoreError>;
     /// Gives the share to the grabber; false when someone has it already.
     fn red_packet_claim(
         &mut self,
@@ -627,6 +635,22 @@ impl WalletStore for SqliteWalletStore {
             .execute(params![packet_id, index, grabber_id, now_ms])?;
         Ok(changed > 0)
     }
+
+    fn red_packets_sent_since(
+        &mut self,
+        sender_id: i64,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let sent: i64 = self
+            .connection
+            .prepare_cached(
+                "SELECT coalesce(sum(s.amount_minor), 0) FROM red_packet_shares s JOIN red_packets p ON p.packet_id = s.packet_id \
+                 WHERE p.sender_id = ?1 AND p.created_ms >= ?2 AND (s.grabber_id IS NOT NULL OR p.expires_ms > ?3)",
+            )?
+            .query_row(params![sender_id, since_ms, now_ms], |r| r.get(0))?;
+        Ok(u64::try_from(sent).unwrap_or(0))
+    }
 }
 
 pub struct PostgresWalletStore {
@@ -978,6 +1002,21 @@ impl WalletStore for PostgresWalletStore {
             &[&packet_id, &(index as i32), &grabber_id, &now_ms],
         )?;
         Ok(changed > 0)
+    }
+
+    fn red_packets_sent_since(
+        &mut self,
+        sender_id: i64,
+        since_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let row = self.client.query_one(
+            "SELECT CAST(coalesce(sum(s.amount_minor), 0) AS BIGINT) FROM red_packet_shares s \
+             JOIN red_packets p ON p.packet_id = s.packet_id \
+             WHERE p.sender_id = $1 AND p.created_ms >= $2 AND (s.grabber_id IS NOT NULL OR p.expires_ms > $3)",
+            &[&sender_id, &since_ms, &now_ms],
+        )?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
     }
 }
 

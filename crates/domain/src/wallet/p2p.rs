@@ -6,9 +6,8 @@
 use super::chart::{CODE_P2P, wallet_account_id};
 use super::funding::{IdempotencyKey, derived_transfer_id};
 use super::identity::Phone;
-use super::limits::{BalanceUsage, LimitError, LimitPolicy};
+use super::limits::{LimitError, LimitPolicy};
 use super::people::{People, PeopleError};
-use crate::time::{shanghai_day_start_ms, shanghai_year_start_ms};
 use std::fmt;
 use zhifu_ledger::{NewTransfer, TransferCode, TransferOp};
 use zhifu_store::{Engine, EngineError, P2pRow};
@@ -127,19 +126,7 @@ pub fn send(
     if !people.class(payee_id)?.can_receive() {
         return Err(P2pError::Limit(LimitError::RecipientUnverified));
     }
-    let usage = BalanceUsage {
-        since_opening_minor: people.store().p2p_sent_since(payer_id, i64::MIN, now_ms)?,
-        this_year_minor: people.store().p2p_sent_since(
-            payer_id,
-            shanghai_year_start_ms(now_ms),
-            now_ms,
-        )?,
-        today_minor: people.store().p2p_sent_since(
-            payer_id,
-            shanghai_day_start_ms(now_ms),
-            now_ms,
-        )?,
-    };
+    let usage = people.balance_usage(payer_id, now_ms)?;
     // The PIN is one factor.
     limits
         .check_balance_payment(people.class(payer_id)?, 1, usage, amount_minor)

@@ -7,9 +7,10 @@
 
 use super::fees::{WithdrawalPolicy, WithdrawalQuote};
 use super::identity::{CardNumber, IdNumber, Phone};
-use super::limits::RealNameClass;
+use super::limits::{BalanceUsage, RealNameClass};
 use super::pin::{LockoutPolicy, Pin, PinAttempts, PinError, PinHasher};
 use crate::bank::{Bank, BankError, Holder};
+use crate::time::{shanghai_day_start_ms, shanghai_year_start_ms};
 use crate::{Random, derive_key};
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -495,6 +496,27 @@ impl People {
     pub fn user_id_by_phone(&mut self, phone: &Phone) -> Result<Option<i64>, PeopleError> {
         let lookup = self.phone_lookup(phone);
         Ok(self.store.user_by_phone(&lookup)?.map(|user| user.id))
+    }
+
+    /// What the person has paid from the balance (transfers and red packets that were not given
+    /// back) since opening, this year and today, China Standard Time.
+    pub fn balance_usage(
+        &mut self,
+        user_id: i64,
+        now_ms: i64,
+    ) -> Result<BalanceUsage, PeopleError> {
+        let mut since = |since_ms: i64| -> Result<u64, PeopleError> {
+            let transfers = self.store.p2p_sent_since(user_id, since_ms, now_ms)?;
+            let packets = self
+                .store
+                .red_packets_sent_since(user_id, since_ms, now_ms)?;
+            Ok(transfers.saturating_add(packets))
+        };
+        Ok(BalanceUsage {
+            since_opening_minor: since(i64::MIN)?,
+            this_year_minor: since(shanghai_year_start_ms(now_ms))?,
+            today_minor: since(shanghai_day_start_ms(now_ms))?,
+        })
     }
 
     /// The person's transfers, sent and received, newest first.

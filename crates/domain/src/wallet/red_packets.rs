@@ -6,6 +6,7 @@
 
 use super::chart::{CODE_RED_PACKET, RED_PACKET_HOLD, wallet_account_id};
 use super::funding::{IdempotencyKey, derived_transfer_id};
+use super::limits::{LimitError, LimitPolicy};
 use super::people::{People, PeopleError};
 use super::red_packet::{RedPacketError, RedPacketKind, RedPacketPolicy};
 use crate::Random;
@@ -19,6 +20,7 @@ pub const OPEN_MS: i64 = 24 * 3_600_000;
 #[derive(Debug)]
 pub enum RedPacketServiceError {
     Split(RedPacketError),
+    Limit(LimitError),
     NotFound,
     Expired,
     SoldOut,
@@ -33,6 +35,7 @@ impl RedPacketServiceError {
     pub fn code(&self) -> &'static str {
         match self {
             RedPacketServiceError::Split(e) => e.code(),
+            RedPacketServiceError::Limit(e) => e.code(),
             RedPacketServiceError::NotFound => "RED_PACKET_NOT_FOUND",
             RedPacketServiceError::Expired => "RED_PACKET_EXPIRED",
             RedPacketServiceError::SoldOut => "RED_PACKET_SOLD_OUT",
@@ -49,6 +52,7 @@ impl fmt::Display for RedPacketServiceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RedPacketServiceError::Split(e) => e.fmt(f),
+            RedPacketServiceError::Limit(e) => e.fmt(f),
             RedPacketServiceError::NotFound => f.write_str("no such red packet"),
             RedPacketServiceError::Expired => f.write_str("this red packet has expired"),
             RedPacketServiceError::SoldOut => {
@@ -108,6 +112,7 @@ pub fn send(
     people: &mut People,
     engine: &Engine,
     policy: &RedPacketPolicy,
+    limits: &LimitPolicy,
     sender_id: i64,
     kind: RedPacketKind,
     shares: u32,
@@ -135,6 +140,12 @@ pub fn send(
             Err(RedPacketServiceError::KeyReused)
         };
     }
+    // A packet is a balance payment: it counts towards the sender's limits (the PIN is one
+    // factor), checked under the people lock like every other.
+    let usage = people.balance_usage(sender_id, now_ms)?;
+    limits
+        .check_balance_payment(people.class(sender_id)?, 1, usage, total_minor)
+        .map_err(RedPacketServiceError::Limit)?;
     let holds: Vec<NewTransfer> = split
         .iter()
         .enumerate()

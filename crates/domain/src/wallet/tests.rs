@@ -997,6 +997,22 @@ mod p2p {
             world.send(alice, "13912345678", 1, "e").unwrap_err().code(),
             "LIMIT_CLASS_I_CUMULATIVE"
         );
+        // Red packets count against the same limit.
+        let now_ms = world.now_ms();
+        let refused = crate::wallet::red_packets::send(
+            &mut world.people,
+            &world.engine,
+            &crate::wallet::red_packet::RedPacketPolicy::default(),
+            &LimitPolicy::default(),
+            alice,
+            crate::wallet::red_packet::RedPacketKind::Normal { share_minor: 1 },
+            1,
+            &IdempotencyKey::parse("packet").unwrap(),
+            now_ms,
+            &mut super::Seeded(1),
+        )
+        .unwrap_err();
+        assert_eq!(refused.code(), "LIMIT_CLASS_I_CUMULATIVE");
     }
 
     #[test]
@@ -1026,6 +1042,7 @@ mod p2p {
             &mut world.people,
             &world.engine,
             &RedPacketPolicy::default(),
+            &LimitPolicy::default(),
             alice,
             lucky,
             5,
@@ -1039,6 +1056,7 @@ mod p2p {
             &mut world.people,
             &world.engine,
             &RedPacketPolicy::default(),
+            &LimitPolicy::default(),
             alice,
             lucky,
             5,
@@ -1087,6 +1105,7 @@ mod p2p {
             &mut world.people,
             &world.engine,
             &RedPacketPolicy::default(),
+            &LimitPolicy::default(),
             alice,
             normal,
             3,

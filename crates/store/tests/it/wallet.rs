@@ -196,6 +196,21 @@ fn users_and_sessions(backend: Backend) {
         wallet.red_packet_claim("p1", 1, bob, 5).is_err(),
         "one share per person"
     );
+    assert_eq!(
+        wallet.red_packets_sent_since(alice, 0, 1).unwrap(),
+        600,
+        "open: all held"
+    );
+    assert_eq!(
+        wallet.red_packets_sent_since(alice, 0, 2).unwrap(),
+        100,
+        "expired: the grabbed share"
+    );
+    assert_eq!(
+        wallet.red_packets_sent_since(alice, 5, 1).unwrap(),
+        0,
+        "sent before"
+    );
     let shares = wallet.red_packet_shares("p1").unwrap();
     assert_eq!(shares.iter().map(|s| s.amount_minor).sum::<u64>(), 600);
     assert_eq!(

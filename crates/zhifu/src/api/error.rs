@@ -87,7 +87,8 @@ impl ApiError {
                     RedPacketServiceError::SoldOut | RedPacketServiceError::KeyReused => {
                         StatusCode::CONFLICT
                     }
-                    RedPacketServiceError::RecipientUnverified => StatusCode::FORBIDDEN,
+                    RedPacketServiceError::RecipientUnverified
+                    | RedPacketServiceError::Limit(_) => StatusCode::FORBIDDEN,
                     RedPacketServiceError::Engine(_) => StatusCode::SERVICE_UNAVAILABLE,
                     RedPacketServiceError::People(_) => unreachable!("matched above"),
                 };

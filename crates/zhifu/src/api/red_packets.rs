@@ -50,6 +50,7 @@ pub async fn send(
                 people,
                 &engine,
                 &RedPacketPolicy::default(),
+                &zhifu_domain::wallet::limits::LimitPolicy::default(),
                 person.user_id,
                 kind,
                 request.shares,
