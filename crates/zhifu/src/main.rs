@@ -5,6 +5,7 @@ mod api;
 mod bench_ledger;
 mod demo;
 mod serve;
+mod web;
 
 use clap::{Parser, Subcommand};
 

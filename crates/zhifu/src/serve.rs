@@ -203,7 +203,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn app(state: AppState) -> Router {
     Router::new()
-        .route("/", get(home))
+        .route("/", get(crate::web::home))
+        .route("/status", get(home))
+        .route(
+            "/login",
+            get(crate::web::login_page).post(crate::web::log_in),
+        )
+        .route("/logout", post(crate::web::log_out))
+        .route("/wallet", get(crate::web::wallet_page))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/v1/users", post(crate::api::people::sign_up))

@@ -24,12 +24,7 @@ pub async fn balance(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let person = session_person(&state, &headers).await?;
-    let id = wallet_account_id(person.user_id);
-    let account = state
-        .with_reader(move |reader| zhifu_store::balance(reader, id))
-        .await?
-        .map_err(|_| ApiError::Internal)?
-        .ok_or(ApiError::Internal)?;
+    let account = wallet_account(&state, person.user_id).await?;
     let balance_minor = account.balances.posted_net_minor();
     let available_minor = account.balances.available_minor(BalanceRule::NO_OVERDRAFT);
     Ok(Json(json!({
@@ -64,11 +59,7 @@ pub async fn statement(
         .limit
         .unwrap_or(PAGE_LEN_DEFAULT)
         .clamp(1, PAGE_LEN_MAX);
-    let id = wallet_account_id(person.user_id);
-    let entries = state
-        .with_reader(move |reader| zhifu_store::statement(reader, id, before, limit))
-        .await?
-        .map_err(|_| ApiError::Internal)?;
+    let entries = statement_page(&state, person.user_id, before, limit).await?;
     let next = (entries.len() == limit)
         .then(|| entries.last().map(|e| e.timestamp_ns.to_string()))
         .flatten();
@@ -92,8 +83,35 @@ pub async fn statement(
     Ok(Json(json!({ "entries": entries, "next": next })))
 }
 
+/// The person's wallet account with its balances.
+pub async fn wallet_account(
+    state: &AppState,
+    user_id: i64,
+) -> Result<zhifu_ledger::Account, ApiError> {
+    let id = wallet_account_id(user_id);
+    state
+        .with_reader(move |reader| zhifu_store::balance(reader, id))
+        .await?
+        .map_err(|_| ApiError::Internal)?
+        .ok_or(ApiError::Internal)
+}
+
+/// One page of the person's statement, newest first.
+pub async fn statement_page(
+    state: &AppState,
+    user_id: i64,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<Vec<zhifu_store::StatementEntry>, ApiError> {
+    let id = wallet_account_id(user_id);
+    state
+        .with_reader(move |reader| zhifu_store::statement(reader, id, before, limit))
+        .await?
+        .map_err(|_| ApiError::Internal)
+}
+
 /// "12.34" for people; the API's numbers are the minor units.
-fn display(amount_minor: i128, currency: Currency) -> String {
+pub fn display(amount_minor: i128, currency: Currency) -> String {
     match i64::try_from(amount_minor) {
         Ok(minor) => Money::new(minor, currency).to_string(),
         Err(_) => amount_minor.to_string(),

@@ -1,5 +1,6 @@
 //! The `zhifu` binary as users run it: a real process, real HTTP on loopback.
 
+mod browser;
 mod funding;
 mod people;
 mod red_packets;

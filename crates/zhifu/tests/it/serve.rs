@@ -17,9 +17,14 @@ fn serves_health_metrics_and_a_page_then_stops_on_sigterm() {
         metrics.body
     );
 
-    let page = server.get("/");
+    let page = server.get("/status");
     assert_eq!(page.status, 200);
     assert!(page.body.contains("<h1>zhifu"));
+    let home = server.get("/");
+    assert_eq!(
+        (home.status, home.header("location")),
+        (303, Some("/login"))
+    );
 
     let missing = server.get("/no/such/thing");
     assert_eq!(missing.status, 404);

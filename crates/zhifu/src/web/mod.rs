@@ -1,0 +1,239 @@
+//! The web wallet: server-rendered pages, mobile first, no front-end build step, in Simplified
+//! Chinese and English. The session is the API's bearer token in an HttpOnly, SameSite=Lax
+//! cookie (Lax keeps other sites from posting our forms with it).
+
+mod texts;
+
+use crate::api::error::ApiError;
+use crate::api::wallet::{display, statement_page, wallet_account};
+use crate::serve::AppState;
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use texts::{Lang, Texts};
+use zhifu_domain::wallet::identity::Phone;
+use zhifu_domain::wallet::limits::RealNameClass;
+use zhifu_domain::wallet::people::Person;
+
+const SESSION_COOKIE: &str = "zhifu_session";
+const LANG_COOKIE: &str = "zhifu_lang";
+const STATEMENT_LEN: usize = 20;
+
+#[derive(Deserialize)]
+pub struct LangQuery {
+    lang: Option<String>,
+}
+
+/// The page's language: `?lang=`, then the cookie, then the browser's preference; Chinese
+/// unless the browser prefers something else that we speak.
+fn lang(headers: &HeaderMap, query: Option<&str>) -> Lang {
+    if let Some(lang) = query.and_then(Lang::parse) {
+        return lang;
+    }
+    if let Some(lang) = cookie(headers, LANG_COOKIE).and_then(|v| Lang::parse(&v)) {
+        return lang;
+    }
+    let accept = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match accept.trim_start().to_ascii_lowercase() {
+        first if first.starts_with("en") => Lang::En,
+        _ => Lang::Zh,
+    }
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// Remembers the language the person chose (not a secret; a year).
+fn with_lang_cookie(mut response: Response, lang: Lang) -> Response {
+    let value = format!(
+        "{LANG_COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax",
+        lang.code()
+    );
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+async fn person(state: &AppState, headers: &HeaderMap) -> Option<(Person, String)> {
+    let token = cookie(headers, SESSION_COOKIE)?;
+    let now_ms = state.now_ms();
+    let lookup = token.clone();
+    let person = state
+        .with_people(move |people| people.session_person(&lookup, now_ms))
+        .await
+        .ok()?
+        .ok()?;
+    Some((person, token))
+}
+
+/// `/`: the wallet when logged in, else the log-in page.
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Redirect {
+    match person(&state, &headers).await {
+        Some(_) => Redirect::to("/wallet"),
+        None => Redirect::to("/login"),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "login.html")]
+struct LoginPage {
+    t: &'static Texts,
+    error: Option<&'static str>,
+    phone: String,
+}
+
+pub async fn login_page(headers: HeaderMap, Query(query): Query<LangQuery>) -> Response {
+    let lang = lang(&headers, query.lang.as_deref());
+    let page = LoginPage {
+        t: lang.texts(),
+        error: None,
+        phone: String::new(),
+    };
+    with_lang_cookie(page.into_response(), lang)
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    phone: String,
+    password: String,
+    lang: Option<String>,
+}
+
+pub async fn log_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let lang = lang(&headers, form.lang.as_deref());
+    let t = lang.texts();
+    let failed = |error: &'static str, phone: String| {
+        LoginPage {
+            t,
+            error: Some(error),
+            phone,
+        }
+        .into_response()
+    };
+    let Ok(phone) = Phone::parse(&form.phone) else {
+        return failed(t.credentials_wrong, form.phone);
+    };
+    let now_ms = state.now_ms();
+    let password = form.password;
+    let session = state
+        .with_people(move |people| {
+            people.log_in(
+                &phone,
+                &password,
+                now_ms,
+                &mut crate::serve::OsRandom::new(),
+            )
+        })
+        .await;
+    match session {
+        Ok(Ok(session)) => {
+            let mut response = Redirect::to("/wallet").into_response();
+            let cookie = format!(
+                "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}",
+                session.token,
+                (session.expires_ms - now_ms) / 1000
+            );
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            with_lang_cookie(response, lang)
+        }
+        Ok(Err(zhifu_domain::wallet::people::PeopleError::CredentialsWrong)) => {
+            failed(t.credentials_wrong, form.phone)
+        }
+        _ => failed(t.unavailable, form.phone),
+    }
+}
+
+pub async fn log_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+        let _ = state
+            .with_people(move |people| people.log_out(&token))
+            .await;
+    }
+    let mut response = Redirect::to("/login").into_response();
+    let expired = format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
+    if let Ok(value) = HeaderValue::from_str(&expired) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+struct EntryView {
+    at: String,
+    what: &'static str,
+    amount: String,
+    sign_class: &'static str,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "wallet.html")]
+struct WalletPage {
+    t: &'static Texts,
+    phone_masked: String,
+    class_name: &'static str,
+    verify_prompt: bool,
+    balance: String,
+    entries: Vec<EntryView>,
+}
+
+pub async fn wallet_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<LangQuery>,
+) -> Result<Response, ApiError> {
+    let lang = lang(&headers, query.lang.as_deref());
+    let t = lang.texts();
+    let Some((person, _)) = person(&state, &headers).await else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let user_id = person.user_id;
+    let class = state
+        .with_people(move |people| people.class(user_id))
+        .await??;
+    let account = wallet_account(&state, user_id).await?;
+    let entries = statement_page(&state, user_id, None, STATEMENT_LEN).await?;
+    let entries = entries
+        .iter()
+        .map(|entry| {
+            let credit = entry.side == zhifu_store::Side::Credit;
+            let amount = display(i128::from(entry.amount_minor), account.currency);
+            EntryView {
+                at: crate::api::time::rfc3339_from_ms(entry.timestamp_ns / 1_000_000)[..16]
+                    .replace('T', " "),
+                what: t.transfer_code(entry.code),
+                amount: format!("{}{amount}", if credit { "+" } else { "-" }),
+                sign_class: if credit { "plus" } else { "minus" },
+            }
+        })
+        .collect();
+    let page = WalletPage {
+        t,
+        phone_masked: person.phone_masked,
+        class_name: t.class_name(class),
+        verify_prompt: class == RealNameClass::Unverified,
+        balance: display(account.balances.posted_net_minor(), account.currency),
+        entries,
+    };
+    Ok(with_lang_cookie(page.into_response(), lang))
+}

@@ -1,0 +1,153 @@
+//! The web wallet in a real headless Chromium (Debian's), driven over CDP.
+
+use crate::support::Server;
+use chromiumoxide::{Browser, BrowserConfig, Page};
+use futures::StreamExt;
+
+async fn browser() -> (Browser, tokio::task::JoinHandle<()>, tempfile::TempDir) {
+    let profile = tempfile::tempdir().expect("a browser profile directory");
+    let config = BrowserConfig::builder()
+        .chrome_executable("/usr/bin/chromium")
+        .no_sandbox()
+        .user_data_dir(profile.path())
+        // Without these, Chromium keeps dialling out on a machine with no network.
+        .args([
+            "disable-gpu",
+            "disable-quic",
+            "disable-component-update",
+            "disable-background-networking",
+            "disable-dev-shm-usage",
+        ])
+        .build()
+        .expect("a browser configuration");
+    let (browser, mut handler) = Browser::launch(config).await.expect("launch chromium");
+    let events = tokio::spawn(async move { while handler.next().await.is_some() {} });
+    (browser, events, profile)
+}
+
+/// The element's text once it is there: a form post replaces the document under our feet, so
+/// a lookup may briefly find nothing or a node that is gone. Bounded: 10 seconds.
+async fn text(page: &Page, selector: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Ok(element) = page.find_element(selector).await
+            && let Ok(Some(text)) = element.inner_text().await
+        {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {selector} on the page"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the page's address ends with `path` (after a redirect), at most 10 seconds.
+async fn wait_for_path(page: &Page, path: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let url = page.url().await.ok().flatten().unwrap_or_default();
+        if url.split('?').next().is_some_and(|u| u.ends_with(path)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reached {path}, at {url}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Fills the log-in form on the page shown and submits it.
+async fn log_in(page: &Page, phone: &str, password: &str) {
+    // A page re-shown after an error keeps the phone typed before: start from empty fields.
+    page.evaluate("document.querySelector('#phone').value = ''; document.querySelector('#password').value = ''")
+        .await
+        .unwrap();
+    page.find_element("#phone")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap()
+        .type_str(phone)
+        .await
+        .unwrap();
+    page.find_element("#password")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap()
+        .type_str(password)
+        .await
+        .unwrap();
+    page.find_element("#log-in")
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    page.wait_for_navigation().await.unwrap();
+}
+
+#[test]
+#[cfg_attr(
+    not(zhifu_chromium),
+    ignore = "SKIPPED: no /usr/bin/chromium; apt-get install chromium"
+)]
+fn log_in_see_the_balance_and_statement_in_both_languages() {
+    let server = Server::start_with_args(&["--demo"]);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let (mut browser, events, _profile) = browser().await;
+        let page = browser
+            .new_page(format!("http://{}/login?lang=en", server.address))
+            .await
+            .unwrap();
+        assert_eq!(text(&page, "h1").await, "Log in");
+        log_in(&page, "13800000001", "wrong password").await;
+        assert_eq!(
+            text(&page, "#error").await,
+            "Wrong phone number or password"
+        );
+
+        log_in(&page, "13800000001", "zhifu-demo").await;
+        wait_for_path(&page, "/wallet").await;
+        assert_eq!(text(&page, "#balance").await, "1000.00");
+        assert!(text(&page, "#statement").await.contains("Top-up"));
+
+        // The same page in Chinese, by the switch in the header; the choice is remembered.
+        page.goto(format!("http://{}/wallet?lang=zh", server.address))
+            .await
+            .unwrap();
+        assert!(text(&page, "body").await.contains("零钱余额"));
+        assert!(text(&page, "#statement").await.contains("充值"));
+
+        page.find_element("#log-out")
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        page.wait_for_navigation().await.unwrap();
+        assert_eq!(text(&page, "h1").await, "登录");
+        page.goto(format!("http://{}/wallet", server.address))
+            .await
+            .unwrap();
+        assert_eq!(
+            text(&page, "h1").await,
+            "登录",
+            "logged out: the wallet sends you to log in"
+        );
+
+        // An unverified person is told how to verify.
+        log_in(&page, "13800000003", "zhifu-demo").await;
+        wait_for_path(&page, "/wallet").await;
+        assert!(text(&page, "#verify-prompt").await.contains("实名认证"));
+
+        browser.close().await.expect("close chromium");
+        let _ = events.await;
+    });
+}
