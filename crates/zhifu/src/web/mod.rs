@@ -179,6 +179,12 @@ pub async fn log_out(State(state): State<AppState>, headers: HeaderMap) -> Respo
     response
 }
 
+/// `2026-11-25 01:18`: China Standard Time (UTC+8), as people in the wallet's market read it.
+fn china_time(ms: i64) -> String {
+    const OFFSET_MS: i64 = 8 * 3_600_000;
+    crate::api::time::rfc3339_from_ms(ms + OFFSET_MS)[..16].replace('T', " ")
+}
+
 struct EntryView {
     at: String,
     what: &'static str,
@@ -219,8 +225,7 @@ pub async fn wallet_page(
             let credit = entry.side == zhifu_store::Side::Credit;
             let amount = display(i128::from(entry.amount_minor), account.currency);
             EntryView {
-                at: crate::api::time::rfc3339_from_ms(entry.timestamp_ns / 1_000_000)[..16]
-                    .replace('T', " "),
+                at: china_time(entry.timestamp_ns / 1_000_000),
                 what: t.transfer_code(entry.code),
                 amount: format!("{}{amount}", if credit { "+" } else { "-" }),
                 sign_class: if credit { "plus" } else { "minus" },

@@ -10,6 +10,15 @@ async fn browser() -> (Browser, tokio::task::JoinHandle<()>, tempfile::TempDir) 
         .chrome_executable("/usr/bin/chromium")
         .no_sandbox()
         .user_data_dir(profile.path())
+        // A phone's screen: the pages are mobile first.
+        .viewport(chromiumoxide::handler::viewport::Viewport {
+            width: 390,
+            height: 760,
+            device_scale_factor: Some(1.0),
+            emulating_mobile: true,
+            is_landscape: false,
+            has_touch: true,
+        })
         // Without these, Chromium keeps dialling out on a machine with no network.
         .args([
             "disable-gpu",
@@ -124,6 +133,13 @@ fn log_in_see_the_balance_and_statement_in_both_languages() {
             .unwrap();
         assert!(text(&page, "body").await.contains("零钱余额"));
         assert!(text(&page, "#statement").await.contains("充值"));
+        // `ZHIFU_SCREENSHOT=docs/wallet.png cargo test -p zhifu browser` refreshes the README's.
+        if let Some(path) = std::env::var_os("ZHIFU_SCREENSHOT") {
+            let params = chromiumoxide::page::ScreenshotParams::builder().build();
+            page.save_screenshot(params, &path)
+                .await
+                .expect("a screenshot");
+        }
 
         page.find_element("#log-out")
             .await
