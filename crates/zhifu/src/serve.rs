@@ -211,6 +211,18 @@ fn app(state: AppState) -> Router {
         )
         .route("/logout", post(crate::web::log_out))
         .route("/wallet", get(crate::web::wallet_page))
+        .route(
+            "/signup",
+            get(crate::web::signup_page).post(crate::web::sign_up),
+        )
+        .route(
+            "/transfer",
+            get(crate::web::transfer_page).post(crate::web::transfer),
+        )
+        .route(
+            "/transfers/{id}/{action}",
+            post(crate::web::resolve_transfer),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/v1/users", post(crate::api::people::sign_up))

@@ -89,7 +89,7 @@ pub async fn session_person(state: &AppState, headers: &HeaderMap) -> Result<Per
 }
 
 /// Opens the person's wallet account in the ledger; already open is fine.
-async fn ensure_wallet_account(state: &AppState, user_id: i64) -> Result<(), ApiError> {
+pub async fn ensure_wallet_account(state: &AppState, user_id: i64) -> Result<(), ApiError> {
     let account = zhifu_domain::wallet::chart::wallet_account(user_id);
     let codes = state
         .engine()

@@ -26,6 +26,8 @@ const STATEMENT_LEN: usize = 20;
 #[derive(Deserialize)]
 pub struct LangQuery {
     lang: Option<String>,
+    /// An error code to show once (after a redirect).
+    notice: Option<String>,
 }
 
 /// The page's language: `?lang=`, then the cookie, then the browser's preference; Chinese
@@ -201,6 +203,14 @@ struct WalletPage {
     verify_prompt: bool,
     balance: String,
     entries: Vec<EntryView>,
+    incoming: Vec<IncomingView>,
+    notice: Option<&'static str>,
+}
+
+struct IncomingView {
+    id: String,
+    amount: String,
+    expires: String,
 }
 
 pub async fn wallet_page(
@@ -232,6 +242,20 @@ pub async fn wallet_page(
             }
         })
         .collect();
+    let now_ms = state.now_ms();
+    let rows = state
+        .with_people(move |people| people.transfers_of(user_id, 50))
+        .await??;
+    let incoming = rows
+        .iter()
+        .filter(|row| row.payee_id == user_id)
+        .filter(|row| zhifu_domain::wallet::p2p::shown_state(row, now_ms) == "held")
+        .map(|row| IncomingView {
+            id: row.transfer_id.clone(),
+            amount: display(i128::from(row.amount_minor), account.currency),
+            expires: china_time(row.expires_ms),
+        })
+        .collect();
     let page = WalletPage {
         t,
         phone_masked: person.phone_masked,
@@ -239,6 +263,192 @@ pub async fn wallet_page(
         verify_prompt: class == RealNameClass::Unverified,
         balance: display(account.balances.posted_net_minor(), account.currency),
         entries,
+        incoming,
+        notice: query.notice.as_deref().map(|code| t.error(code)),
     };
     Ok(with_lang_cookie(page.into_response(), lang))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "signup.html")]
+struct SignUpPage {
+    t: &'static Texts,
+    error: Option<&'static str>,
+    phone: String,
+}
+
+pub async fn signup_page(headers: HeaderMap, Query(query): Query<LangQuery>) -> Response {
+    let lang = lang(&headers, query.lang.as_deref());
+    let page = SignUpPage {
+        t: lang.texts(),
+        error: None,
+        phone: String::new(),
+    };
+    with_lang_cookie(page.into_response(), lang)
+}
+
+/// Signs up, opens the wallet and logs in, in one step.
+pub async fn sign_up(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let lang = lang(&headers, form.lang.as_deref());
+    let t = lang.texts();
+    let failed = |code: &str, phone: String| {
+        SignUpPage {
+            t,
+            error: Some(t.error(code)),
+            phone,
+        }
+        .into_response()
+    };
+    let phone = match Phone::parse(&form.phone) {
+        Ok(phone) => phone,
+        Err(e) => return failed(e.code(), form.phone),
+    };
+    let now_ms = state.now_ms();
+    let password = form.password.clone();
+    let signed_up = state
+        .with_people(move |people| people.sign_up(&phone, &password, now_ms))
+        .await;
+    match signed_up {
+        Ok(Ok(person)) => {
+            if crate::api::people::ensure_wallet_account(&state, person.user_id)
+                .await
+                .is_err()
+            {
+                return failed("STORE_UNAVAILABLE", form.phone);
+            }
+            log_in(State(state), headers, Form(form)).await
+        }
+        Ok(Err(e)) => failed(e.code(), form.phone),
+        Err(_) => failed("INTERNAL", form.phone),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "transfer.html")]
+struct TransferPage {
+    t: &'static Texts,
+    error: Option<&'static str>,
+    to_phone: String,
+    amount: String,
+    /// A fresh idempotency key per form shown: a double submit sends one transfer.
+    key: String,
+}
+
+fn fresh_key() -> String {
+    let mut bytes = [0u8; 16];
+    zhifu_domain::Random::fill(&mut crate::serve::OsRandom::new(), &mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub async fn transfer_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<LangQuery>,
+) -> Response {
+    let lang = lang(&headers, query.lang.as_deref());
+    if person(&state, &headers).await.is_none() {
+        return Redirect::to("/login").into_response();
+    }
+    let page = TransferPage {
+        t: lang.texts(),
+        error: None,
+        to_phone: String::new(),
+        amount: String::new(),
+        key: fresh_key(),
+    };
+    with_lang_cookie(page.into_response(), lang)
+}
+
+#[derive(Deserialize)]
+pub struct TransferForm {
+    to_phone: String,
+    amount: String,
+    pin: String,
+    key: String,
+}
+
+pub async fn transfer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<TransferForm>,
+) -> Response {
+    let t = lang(&headers, None).texts();
+    let Some((person, _)) = person(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let failed = |error: &'static str, form: &TransferForm| {
+        TransferPage {
+            t,
+            error: Some(error),
+            to_phone: form.to_phone.clone(),
+            amount: form.amount.clone(),
+            key: form.key.clone(),
+        }
+        .into_response()
+    };
+    let amount_minor =
+        match zhifu_ledger::Money::parse(form.amount.trim(), zhifu_ledger::Currency::CNY) {
+            Ok(money) if money.amount_minor > 0 => money.amount_minor as u64,
+            _ => return failed(t.amount_invalid, &form),
+        };
+    let Ok(payee) = Phone::parse(&form.to_phone) else {
+        return failed(t.error("PHONE_INVALID"), &form);
+    };
+    let Some(key) = zhifu_domain::wallet::funding::IdempotencyKey::parse(&form.key) else {
+        return failed(t.unavailable, &form);
+    };
+    let now_ms = state.now_ms();
+    let engine = state.engine_shared();
+    let pin = form.pin.clone();
+    let sent = state
+        .with_people(move |people| {
+            people.check_pin(person.user_id, &pin, now_ms)?;
+            zhifu_domain::wallet::p2p::send(
+                people,
+                &engine,
+                &zhifu_domain::wallet::limits::LimitPolicy::default(),
+                person.user_id,
+                &payee,
+                amount_minor,
+                &key,
+                now_ms,
+            )
+        })
+        .await;
+    match sent {
+        Ok(Ok(_)) => Redirect::to("/wallet").into_response(),
+        Ok(Err(e)) => failed(t.error(e.code()), &form),
+        Err(_) => failed(t.unavailable, &form),
+    }
+}
+
+/// `POST /transfers/{id}/accept` and `…/return` from the wallet page.
+pub async fn resolve_transfer(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path((id, action)): axum::extract::Path<(String, String)>,
+) -> Response {
+    let Some((person, _)) = person(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let accept = match action.as_str() {
+        "accept" => true,
+        "return" => false,
+        _ => return Redirect::to("/wallet").into_response(),
+    };
+    let engine = state.engine_shared();
+    let resolved = state
+        .with_people(move |people| {
+            zhifu_domain::wallet::p2p::resolve(people, &engine, person.user_id, &id, accept)
+        })
+        .await;
+    match resolved {
+        Ok(Ok(_)) => Redirect::to("/wallet").into_response(),
+        Ok(Err(e)) => Redirect::to(&format!("/wallet?notice={}", e.code())).into_response(),
+        Err(_) => Redirect::to("/wallet?notice=INTERNAL").into_response(),
+    }
 }

@@ -47,6 +47,20 @@ pub struct Texts {
     pub statement: &'static str,
     pub statement_empty: &'static str,
     pub verify_prompt: &'static str,
+    pub sign_up: &'static str,
+    pub transfer: &'static str,
+    pub payee_phone: &'static str,
+    pub amount_yuan: &'static str,
+    pub pin: &'static str,
+    pub send: &'static str,
+    pub transfer_note: &'static str,
+    pub incoming: &'static str,
+    pub until: &'static str,
+    pub accept: &'static str,
+    pub give_back: &'static str,
+    pub amount_invalid: &'static str,
+    /// By error code, for the errors a page can show; others fall back to `unavailable`.
+    errors: &'static [(&'static str, &'static str)],
     classes: [&'static str; 4],
     /// By the ledger's business code: top-up, withdrawal, fee, transfer, red packet.
     codes: [&'static str; 5],
@@ -61,6 +75,14 @@ impl Texts {
             RealNameClass::ClassII => 2,
             RealNameClass::ClassIII => 3,
         }]
+    }
+
+    /// What to tell a person for an API error code.
+    pub fn error(&self, code: &str) -> &'static str {
+        self.errors
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map_or(self.unavailable, |(_, text)| text)
     }
 
     pub fn transfer_code(&self, code: u16) -> &'static str {
@@ -88,6 +110,39 @@ static ZH: Texts = Texts {
     statement: "账单",
     statement_empty: "暂无账单",
     verify_prompt: "完成实名认证（姓名和身份证号）后才能收款和领取红包。",
+    sign_up: "注册",
+    transfer: "转账",
+    payee_phone: "对方手机号",
+    amount_yuan: "金额（元）",
+    pin: "支付密码",
+    send: "转账",
+    transfer_note: "对方确认收款后到账；24小时内未确认将自动退回。",
+    incoming: "待确认收款",
+    until: "截止",
+    accept: "确认收款",
+    give_back: "退还",
+    amount_invalid: "请输入正确的金额，例如 12.34",
+    errors: &[
+        ("PHONE_INVALID", "请输入正确的手机号"),
+        ("PHONE_TAKEN", "该手机号已注册"),
+        ("PASSWORD_TOO_SHORT", "登录密码至少8位"),
+        ("PASSWORD_TOO_LONG", "登录密码过长"),
+        ("PIN_WRONG", "支付密码错误"),
+        ("PIN_LOCKED", "支付密码错误次数过多，已暂时锁定"),
+        ("PIN_NOT_SET", "请先设置支付密码"),
+        ("EXCEEDS_BALANCE", "零钱余额不足"),
+        ("PAYEE_NOT_FOUND", "该手机号未注册"),
+        ("PAYEE_IS_PAYER", "不能转账给自己"),
+        ("RECIPIENT_UNVERIFIED", "对方尚未实名认证，暂不能收款"),
+        (
+            "LIMIT_CLASS_I_CUMULATIVE",
+            "已超过I类账户累计1000元的支付限额，请绑定银行卡升级",
+        ),
+        ("LIMIT_YEARLY", "已超过本年度的支付限额"),
+        ("LIMIT_DAILY", "已超过今日的支付限额"),
+        ("AMOUNT_INVALID", "金额不正确"),
+        ("TRANSFER_NOT_HELD", "该转账已处理或已过期"),
+    ],
     classes: ["未实名", "I类账户", "II类账户", "III类账户"],
     codes: ["充值", "提现", "提现手续费", "转账", "红包"],
     code_other: "其他",
@@ -110,6 +165,54 @@ static EN: Texts = Texts {
     statement: "Statement",
     statement_empty: "No entries yet",
     verify_prompt: "Verify your real name (name and ID number) to receive transfers and red packets.",
+    sign_up: "Sign up",
+    transfer: "Transfer",
+    payee_phone: "Payee's phone number",
+    amount_yuan: "Amount (yuan)",
+    pin: "Payment PIN",
+    send: "Send",
+    transfer_note: "It arrives when the payee accepts it; unaccepted after 24 hours it comes back.",
+    incoming: "Waiting for you to accept",
+    until: "until",
+    accept: "Accept",
+    give_back: "Return",
+    amount_invalid: "Enter an amount such as 12.34",
+    errors: &[
+        ("PHONE_INVALID", "Enter a mainland mobile number"),
+        ("PHONE_TAKEN", "This phone number already has an account"),
+        (
+            "PASSWORD_TOO_SHORT",
+            "A login password has at least 8 characters",
+        ),
+        ("PASSWORD_TOO_LONG", "This login password is too long"),
+        ("PIN_WRONG", "Wrong payment PIN"),
+        (
+            "PIN_LOCKED",
+            "Too many wrong PINs; payments are locked for a while",
+        ),
+        ("PIN_NOT_SET", "Set a payment PIN first"),
+        ("EXCEEDS_BALANCE", "Your balance is not enough"),
+        (
+            "PAYEE_NOT_FOUND",
+            "Nobody has a wallet with this phone number",
+        ),
+        ("PAYEE_IS_PAYER", "You cannot transfer to yourself"),
+        (
+            "RECIPIENT_UNVERIFIED",
+            "The payee has not verified their real name and cannot receive yet",
+        ),
+        (
+            "LIMIT_CLASS_I_CUMULATIVE",
+            "Over the 1,000 yuan limit of a class I account; bind a card to raise it",
+        ),
+        ("LIMIT_YEARLY", "Over this year's payment limit"),
+        ("LIMIT_DAILY", "Over today's payment limit"),
+        ("AMOUNT_INVALID", "This amount is not allowed"),
+        (
+            "TRANSFER_NOT_HELD",
+            "This transfer was handled already or has expired",
+        ),
+    ],
     classes: ["Not verified", "Class I", "Class II", "Class III"],
     codes: [
         "Top-up",

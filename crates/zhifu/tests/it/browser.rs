@@ -167,3 +167,120 @@ fn log_in_see_the_balance_and_statement_in_both_languages() {
         let _ = events.await;
     });
 }
+
+/// Waits until `selector` is on the page (a form post may still be loading), at most 10 s.
+async fn wait_for(page: &Page, selector: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let script = format!("document.querySelector('{selector}') !== null");
+    loop {
+        let found = page
+            .evaluate(script.as_str())
+            .await
+            .ok()
+            .and_then(|r| r.into_value::<bool>().ok());
+        if found == Some(true) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {selector} on the page"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn fill(page: &Page, selector: &str, value: &str) {
+    wait_for(page, selector).await;
+    let script = format!("document.querySelector('{selector}').value = ''");
+    page.evaluate(script).await.unwrap();
+    page.find_element(selector)
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap()
+        .type_str(value)
+        .await
+        .unwrap();
+}
+
+async fn click(page: &Page, selector: &str) {
+    wait_for(page, selector).await;
+    page.find_element(selector)
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+#[test]
+#[cfg_attr(
+    not(zhifu_chromium),
+    ignore = "SKIPPED: no /usr/bin/chromium; apt-get install chromium"
+)]
+fn sign_up_then_a_transfer_is_sent_and_accepted_in_the_browser() {
+    let server = Server::start_with_args(&["--demo"]);
+    let base = format!("http://{}", server.address);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let (mut browser, events, _profile) = browser().await;
+        let page = browser
+            .new_page(format!("{base}/signup?lang=en"))
+            .await
+            .unwrap();
+        fill(&page, "#phone", "13600000000").await;
+        fill(&page, "#password", "short").await;
+        click(&page, "#sign-up").await;
+        // The browser's own check (minlength) or ours: either way, still on the sign-up page.
+        fill(&page, "#password", "long enough password").await;
+        click(&page, "#sign-up").await;
+        wait_for_path(&page, "/wallet").await;
+        assert_eq!(text(&page, "#balance").await, "0.00");
+        assert!(
+            text(&page, "#verify-prompt")
+                .await
+                .contains("Verify your real name")
+        );
+        click(&page, "#log-out").await;
+        wait_for_path(&page, "/login").await;
+
+        // The demo's class II person sends 12.34 yuan to the class I person.
+        log_in(&page, "13800000001", "zhifu-demo").await;
+        wait_for_path(&page, "/wallet").await;
+        click(&page, "#to-transfer").await;
+        wait_for_path(&page, "/transfer").await;
+        fill(&page, "#to_phone", "13800000002").await;
+        fill(&page, "#amount", "12.34").await;
+        fill(&page, "#pin", "000001").await;
+        click(&page, "#send").await;
+        assert_eq!(text(&page, "#error").await, "Wrong payment PIN");
+        fill(&page, "#pin", "802514").await;
+        click(&page, "#send").await;
+        wait_for_path(&page, "/wallet").await;
+        assert_eq!(
+            text(&page, "#balance").await,
+            "1000.00",
+            "held, not yet taken"
+        );
+        click(&page, "#log-out").await;
+        wait_for_path(&page, "/login").await;
+
+        log_in(&page, "13800000002", "zhifu-demo").await;
+        wait_for_path(&page, "/wallet").await;
+        assert!(text(&page, "#incoming").await.contains("12.34"));
+        click(&page, ".accept").await;
+        wait_for_path(&page, "/wallet").await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while text(&page, "#balance").await != "12.34" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the accepted transfer never showed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+
+        browser.close().await.expect("close chromium");
+        let _ = events.await;
+    });
+}
