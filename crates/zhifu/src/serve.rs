@@ -223,6 +223,15 @@ fn app(state: AppState) -> Router {
             "/transfers/{id}/{action}",
             post(crate::web::resolve_transfer),
         )
+        .route(
+            "/verify",
+            get(crate::web::verify_page).post(crate::web::verify),
+        )
+        .route(
+            "/topup",
+            get(crate::web::topup_page).post(crate::web::top_up),
+        )
+        .route("/cards", post(crate::web::bind_card))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/v1/users", post(crate::api::people::sign_up))

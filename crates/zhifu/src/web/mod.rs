@@ -452,3 +452,220 @@ pub async fn resolve_transfer(
         Err(_) => Redirect::to("/wallet?notice=INTERNAL").into_response(),
     }
 }
+
+#[derive(Template, WebTemplate)]
+#[template(path = "verify.html")]
+struct VerifyPage {
+    t: &'static Texts,
+    error: Option<&'static str>,
+}
+
+pub async fn verify_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<LangQuery>,
+) -> Response {
+    let lang = lang(&headers, query.lang.as_deref());
+    if person(&state, &headers).await.is_none() {
+        return Redirect::to("/login").into_response();
+    }
+    with_lang_cookie(
+        VerifyPage {
+            t: lang.texts(),
+            error: None,
+        }
+        .into_response(),
+        lang,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct VerifyForm {
+    name: String,
+    id_number: String,
+}
+
+pub async fn verify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<VerifyForm>,
+) -> Response {
+    let t = lang(&headers, None).texts();
+    let Some((person, _)) = person(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let failed = |code: &str| {
+        VerifyPage {
+            t,
+            error: Some(t.error(code)),
+        }
+        .into_response()
+    };
+    let id_number = match zhifu_domain::wallet::identity::IdNumber::parse(&form.id_number) {
+        Ok(id) => id,
+        Err(e) => return failed(e.code()),
+    };
+    let now_ms = state.now_ms();
+    let verified = state
+        .with_people(move |people| {
+            people.verify_identity(person.user_id, &form.name, &id_number, now_ms)
+        })
+        .await;
+    match verified {
+        Ok(Ok(_)) => Redirect::to("/wallet").into_response(),
+        Ok(Err(e)) => failed(e.code()),
+        Err(_) => failed("INTERNAL"),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "topup.html")]
+struct TopUpPage {
+    t: &'static Texts,
+    error: Option<&'static str>,
+    cards: Vec<zhifu_store::CardRow>,
+    key: String,
+}
+
+async fn topup_page_for(
+    state: &AppState,
+    t: &'static Texts,
+    user_id: i64,
+    error: Option<&'static str>,
+) -> Response {
+    let cards = state
+        .with_people(move |people| people.cards(user_id))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    TopUpPage {
+        t,
+        error,
+        cards,
+        key: fresh_key(),
+    }
+    .into_response()
+}
+
+pub async fn topup_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<LangQuery>,
+) -> Response {
+    let lang = lang(&headers, query.lang.as_deref());
+    let Some((person, _)) = person(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    with_lang_cookie(
+        topup_page_for(&state, lang.texts(), person.user_id, None).await,
+        lang,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct CardForm {
+    card_number: String,
+    name: String,
+    id_number: String,
+    phone: String,
+}
+
+pub async fn bind_card(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CardForm>,
+) -> Response {
+    let t = lang(&headers, None).texts();
+    let Some((person, _)) = person(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let user_id = person.user_id;
+    let parsed = (|| {
+        Ok::<_, zhifu_domain::wallet::identity::IdentityError>((
+            zhifu_domain::wallet::identity::CardNumber::parse(&form.card_number)?,
+            zhifu_domain::wallet::identity::IdNumber::parse(&form.id_number)?,
+            Phone::parse(&form.phone)?,
+        ))
+    })();
+    let (card, id_number, phone) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => return topup_page_for(&state, t, user_id, Some(t.error(e.code()))).await,
+    };
+    let now_ms = state.now_ms();
+    let bank = state.bank();
+    let name = form.name;
+    let bound = state
+        .with_people(move |people| {
+            let holder = zhifu_domain::bank::Holder {
+                name: &name,
+                id_number: &id_number,
+                phone: &phone,
+            };
+            people.bind_card(user_id, &card, &holder, bank.as_ref(), now_ms)
+        })
+        .await;
+    match bound {
+        Ok(Ok(_)) => Redirect::to("/topup").into_response(),
+        Ok(Err(e)) => topup_page_for(&state, t, user_id, Some(t.error(e.code()))).await,
+        Err(_) => topup_page_for(&state, t, user_id, Some(t.unavailable)).await,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TopUpForm {
+    card_token: String,
+    amount: String,
+    pin: String,
+    key: String,
+}
+
+pub async fn top_up(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<TopUpForm>,
+) -> Response {
+    let t = lang(&headers, None).texts();
+    let Some((person, _)) = person(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let user_id = person.user_id;
+    let amount_minor =
+        match zhifu_ledger::Money::parse(form.amount.trim(), zhifu_ledger::Currency::CNY) {
+            Ok(money) if money.amount_minor > 0 => money.amount_minor as u64,
+            _ => return topup_page_for(&state, t, user_id, Some(t.amount_invalid)).await,
+        };
+    let Some(key) = zhifu_domain::wallet::funding::IdempotencyKey::parse(&form.key) else {
+        return topup_page_for(&state, t, user_id, Some(t.unavailable)).await;
+    };
+    let now_ms = state.now_ms();
+    let (pin, token) = (form.pin, form.card_token);
+    let card = state
+        .with_people(move |people| {
+            people.check_pin(user_id, &pin, now_ms)?;
+            people.card(user_id, &token)
+        })
+        .await;
+    let card = match card {
+        Ok(Ok(card)) => card,
+        Ok(Err(e)) => return topup_page_for(&state, t, user_id, Some(t.error(e.code()))).await,
+        Err(_) => return topup_page_for(&state, t, user_id, Some(t.unavailable)).await,
+    };
+    let (bank, engine) = (state.bank(), state.engine_shared());
+    let done = tokio::task::spawn_blocking(move || {
+        zhifu_domain::wallet::funding::top_up(
+            bank.as_ref(),
+            &engine,
+            user_id,
+            &card,
+            amount_minor,
+            &key,
+        )
+    })
+    .await;
+    match done {
+        Ok(Ok(_)) => Redirect::to("/wallet").into_response(),
+        Ok(Err(e)) => topup_page_for(&state, t, user_id, Some(t.error(e.code()))).await,
+        Err(_) => topup_page_for(&state, t, user_id, Some(t.unavailable)).await,
+    }
+}
