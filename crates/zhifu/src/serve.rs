@@ -232,6 +232,12 @@ fn app(state: AppState) -> Router {
             get(crate::web::topup_page).post(crate::web::top_up),
         )
         .route("/cards", post(crate::web::bind_card))
+        .route("/pin", get(crate::web::pin_page).post(crate::web::set_pin))
+        .route(
+            "/red-packets",
+            get(crate::web::red_packet_page).post(crate::web::send_red_packet),
+        )
+        .route("/r/{id}", get(crate::web::grab_page).post(crate::web::grab))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/v1/users", post(crate::api::people::sign_up))

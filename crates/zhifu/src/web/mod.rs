@@ -669,3 +669,242 @@ pub async fn top_up(
         Err(_) => topup_page_for(&state, t, user_id, Some(t.unavailable)).await,
     }
 }
+
+#[derive(Template, WebTemplate)]
+#[template(path = "pin.html")]
+struct PinPage {
+    t: &'static Texts,
+    error: Option<&'static str>,
+}
+
+pub async fn pin_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<LangQuery>,
+) -> Response {
+    let lang = lang(&headers, query.lang.as_deref());
+    if person(&state, &headers).await.is_none() {
+        return Redirect::to("/login").into_response();
+    }
+    with_lang_cookie(
+        PinPage {
+            t: lang.texts(),
+            error: None,
+        }
+        .into_response(),
+        lang,
+    )
+}
+
+#[derive(Deserialize)]
+pub struct PinForm {
+    password: String,
+    pin: String,
+}
+
+pub async fn set_pin(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<PinForm>,
+) -> Response {
+    let t = lang(&headers, None).texts();
+    let Some((person, _)) = person(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let set = state
+        .with_people(move |people| {
+            people.set_pin(
+                person.user_id,
+                &form.password,
+                &form.pin,
+                &mut crate::serve::OsRandom::new(),
+            )
+        })
+        .await;
+    match set {
+        Ok(Ok(())) => Redirect::to("/wallet").into_response(),
+        Ok(Err(e)) => PinPage {
+            t,
+            error: Some(t.error(e.code())),
+        }
+        .into_response(),
+        Err(_) => PinPage {
+            t,
+            error: Some(t.unavailable),
+        }
+        .into_response(),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "red_packet.html")]
+struct RedPacketPage {
+    t: &'static Texts,
+    error: Option<&'static str>,
+    sent_link: Option<String>,
+    key: String,
+}
+
+pub async fn red_packet_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<LangQuery>,
+) -> Response {
+    let lang = lang(&headers, query.lang.as_deref());
+    if person(&state, &headers).await.is_none() {
+        return Redirect::to("/login").into_response();
+    }
+    let page = RedPacketPage {
+        t: lang.texts(),
+        error: None,
+        sent_link: None,
+        key: fresh_key(),
+    };
+    with_lang_cookie(page.into_response(), lang)
+}
+
+#[derive(Deserialize)]
+pub struct RedPacketForm {
+    kind: String,
+    amount: String,
+    shares: String,
+    pin: String,
+    key: String,
+}
+
+pub async fn send_red_packet(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<RedPacketForm>,
+) -> Response {
+    use zhifu_domain::wallet::red_packet::{RedPacketKind, RedPacketPolicy};
+    let t = lang(&headers, None).texts();
+    let Some((person, _)) = person(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let failed = |error: &'static str| {
+        RedPacketPage {
+            t,
+            error: Some(error),
+            sent_link: None,
+            key: fresh_key(),
+        }
+        .into_response()
+    };
+    let amount_minor =
+        match zhifu_ledger::Money::parse(form.amount.trim(), zhifu_ledger::Currency::CNY) {
+            Ok(money) if money.amount_minor > 0 => money.amount_minor as u64,
+            _ => return failed(t.amount_invalid),
+        };
+    let Ok(shares) = form.shares.trim().parse::<u32>() else {
+        return failed(t.error("RED_PACKET_SHARES"));
+    };
+    let kind = match form.kind.as_str() {
+        "normal" => RedPacketKind::Normal {
+            share_minor: amount_minor,
+        },
+        _ => RedPacketKind::Lucky {
+            total_minor: amount_minor,
+        },
+    };
+    let Some(key) = zhifu_domain::wallet::funding::IdempotencyKey::parse(&form.key) else {
+        return failed(t.unavailable);
+    };
+    let now_ms = state.now_ms();
+    let engine = state.engine_shared();
+    let pin = form.pin;
+    let sent = state
+        .with_people(move |people| {
+            people.check_pin(person.user_id, &pin, now_ms)?;
+            zhifu_domain::wallet::red_packets::send(
+                people,
+                &engine,
+                &RedPacketPolicy::default(),
+                &zhifu_domain::wallet::limits::LimitPolicy::default(),
+                person.user_id,
+                kind,
+                shares,
+                &key,
+                now_ms,
+                &mut crate::serve::OsRandom::new(),
+            )
+        })
+        .await;
+    match sent {
+        Ok(Ok(packet)) => RedPacketPage {
+            t,
+            error: None,
+            sent_link: Some(format!("/r/{}", packet.packet_id)),
+            key: fresh_key(),
+        }
+        .into_response(),
+        Ok(Err(e)) => failed(t.error(e.code())),
+        Err(_) => failed(t.unavailable),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "grab.html")]
+struct GrabPage {
+    t: &'static Texts,
+    error: Option<&'static str>,
+    amount: Option<String>,
+    packet_id: String,
+}
+
+/// `/r/{id}`: the shared link of a red packet.
+pub async fn grab_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(packet_id): axum::extract::Path<String>,
+    Query(query): Query<LangQuery>,
+) -> Response {
+    let lang = lang(&headers, query.lang.as_deref());
+    if person(&state, &headers).await.is_none() {
+        return Redirect::to("/login").into_response();
+    }
+    let page = GrabPage {
+        t: lang.texts(),
+        error: None,
+        amount: None,
+        packet_id,
+    };
+    with_lang_cookie(page.into_response(), lang)
+}
+
+pub async fn grab(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(packet_id): axum::extract::Path<String>,
+) -> Response {
+    let t = lang(&headers, None).texts();
+    let Some((person, _)) = person(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let now_ms = state.now_ms();
+    let engine = state.engine_shared();
+    let id = packet_id.clone();
+    let got = state
+        .with_people(move |people| {
+            zhifu_domain::wallet::red_packets::grab(people, &engine, &id, person.user_id, now_ms)
+        })
+        .await;
+    let (error, amount) = match got {
+        Ok(Ok(grab)) => (
+            None,
+            Some(display(
+                i128::from(grab.amount_minor),
+                zhifu_ledger::Currency::CNY,
+            )),
+        ),
+        Ok(Err(e)) => (Some(t.error(e.code())), None),
+        Err(_) => (Some(t.unavailable), None),
+    };
+    GrabPage {
+        t,
+        error,
+        amount,
+        packet_id,
+    }
+    .into_response()
+}

@@ -187,6 +187,31 @@ async fn fill(page: &Page, selector: &str, value: &str) {
     }
 }
 
+/// Clicks a submit button and waits until another document has replaced this one, at most
+/// 10 seconds: for a form that comes back to the same address.
+async fn submit(page: &Page, selector: &str) {
+    page.evaluate("window.zhifuOldDocument = true")
+        .await
+        .unwrap();
+    click(page, selector).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let replaced = page
+            .evaluate("window.zhifuOldDocument === undefined")
+            .await
+            .ok()
+            .and_then(|r| r.into_value::<bool>().ok());
+        if replaced == Some(true) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{selector} never led to a new page"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 async fn click(page: &Page, selector: &str) {
     wait_for(page, selector).await;
     page.find_element(selector)
@@ -255,7 +280,21 @@ fn sign_up_then_a_transfer_is_sent_and_accepted_in_the_browser() {
         fill(&page, "#pin", "802514").await;
         click(&page, "#top-up").await;
         assert_eq!(text(&page, "#error").await, "Set a payment PIN first");
-        page.goto(format!("{base}/wallet")).await.unwrap();
+        page.goto(format!("{base}/pin")).await.unwrap();
+        fill(&page, "#password", "long enough password").await;
+        fill(&page, "#pin", "123456").await;
+        click(&page, "#set-pin").await;
+        assert_eq!(text(&page, "#error").await, "This PIN is too easy to guess");
+        fill(&page, "#password", "long enough password").await;
+        fill(&page, "#pin", "802514").await;
+        click(&page, "#set-pin").await;
+        wait_for_path(&page, "/wallet").await;
+        page.goto(format!("{base}/topup")).await.unwrap();
+        fill(&page, "#amount", "50").await;
+        fill(&page, "#pin", "802514").await;
+        click(&page, "#top-up").await;
+        wait_for_path(&page, "/wallet").await;
+        assert_eq!(text(&page, "#balance").await, "50.00");
         click(&page, "#log-out").await;
         wait_for_path(&page, "/login").await;
 
@@ -293,6 +332,60 @@ fn sign_up_then_a_transfer_is_sent_and_accepted_in_the_browser() {
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+
+        browser.close().await.expect("close chromium");
+        let _ = events.await;
+    });
+}
+
+#[test]
+#[cfg_attr(
+    not(zhifu_chromium),
+    ignore = "SKIPPED: no /usr/bin/chromium; apt-get install chromium"
+)]
+fn a_red_packet_is_sent_shared_and_grabbed_in_the_browser() {
+    let server = Server::start_with_args(&["--demo"]);
+    let base = format!("http://{}", server.address);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let (mut browser, events, _profile) = browser().await;
+        let page = browser
+            .new_page(format!("{base}/login?lang=en"))
+            .await
+            .unwrap();
+        log_in(&page, "13800000001", "zhifu-demo").await;
+        wait_for_path(&page, "/wallet").await;
+        click(&page, "#to-red-packet").await;
+        wait_for_path(&page, "/red-packets").await;
+        fill(&page, "#amount", "10").await;
+        fill(&page, "#shares", "2").await;
+        fill(&page, "#pin", "802514").await;
+        submit(&page, "#send-packet").await;
+        let link = text(&page, "#packet-link").await;
+        assert!(link.starts_with("/r/"), "{link}");
+        page.goto(format!("{base}/wallet")).await.unwrap();
+        click(&page, "#log-out").await;
+        wait_for_path(&page, "/login").await;
+
+        // The class I demo person grabs a share, and sees the same share on a second try.
+        log_in(&page, "13800000002", "zhifu-demo").await;
+        wait_for_path(&page, "/wallet").await;
+        page.goto(format!("{base}{link}")).await.unwrap();
+        submit(&page, "#grab").await;
+        let grabbed = text(&page, "#grabbed").await;
+        submit(&page, "#grab").await;
+        assert_eq!(text(&page, "#grabbed").await, grabbed);
+        page.goto(format!("{base}/wallet")).await.unwrap();
+        assert_eq!(text(&page, "#balance").await, grabbed);
+        click(&page, "#log-out").await;
+        wait_for_path(&page, "/login").await;
+
+        // Not verified: told so, nothing grabbed.
+        log_in(&page, "13800000003", "zhifu-demo").await;
+        wait_for_path(&page, "/wallet").await;
+        page.goto(format!("{base}{link}")).await.unwrap();
+        submit(&page, "#grab").await;
+        assert!(text(&page, "#error").await.contains("not verified"));
 
         browser.close().await.expect("close chromium");
         let _ = events.await;
