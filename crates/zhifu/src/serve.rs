@@ -234,6 +234,10 @@ fn app(state: AppState) -> Router {
         .route("/cards", post(crate::web::bind_card))
         .route("/pin", get(crate::web::pin_page).post(crate::web::set_pin))
         .route(
+            "/withdraw",
+            get(crate::web::withdraw_page).post(crate::web::withdraw),
+        )
+        .route(
             "/red-packets",
             get(crate::web::red_packet_page).post(crate::web::send_red_packet),
         )

@@ -908,3 +908,159 @@ pub async fn grab(
     }
     .into_response()
 }
+
+struct QuoteView {
+    amount: String,
+    fee: String,
+    quota_left: String,
+    card_token: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "withdraw.html")]
+struct WithdrawPage {
+    t: &'static Texts,
+    error: Option<&'static str>,
+    cards: Vec<zhifu_store::CardRow>,
+    quote: Option<QuoteView>,
+    key: String,
+}
+
+#[derive(Deserialize)]
+pub struct WithdrawQuery {
+    lang: Option<String>,
+    card_token: Option<String>,
+    amount: Option<String>,
+}
+
+/// `GET /withdraw`: the form; with `amount` and `card_token`, the fee to confirm.
+pub async fn withdraw_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<WithdrawQuery>,
+) -> Response {
+    let lang = lang(&headers, query.lang.as_deref());
+    let t = lang.texts();
+    let Some((person, _)) = person(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let user_id = person.user_id;
+    let cards = state
+        .with_people(move |people| people.cards(user_id))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let mut page = WithdrawPage {
+        t,
+        error: None,
+        cards,
+        quote: None,
+        key: fresh_key(),
+    };
+    if let (Some(amount), Some(card_token)) = (query.amount, query.card_token) {
+        match zhifu_ledger::Money::parse(amount.trim(), zhifu_ledger::Currency::CNY) {
+            Ok(money) if money.amount_minor > 0 => {
+                let policy = state.withdrawal_policy();
+                let amount_minor = money.amount_minor as u64;
+                let quote = state
+                    .with_people(move |people| {
+                        people.preview_withdrawal(user_id, amount_minor, &policy)
+                    })
+                    .await;
+                match quote {
+                    Ok(Ok(quote)) => {
+                        let yuan =
+                            |minor: u64| display(i128::from(minor), zhifu_ledger::Currency::CNY);
+                        page.quote = Some(QuoteView {
+                            amount: yuan(quote.amount_minor),
+                            fee: yuan(quote.fee_minor),
+                            quota_left: yuan(quote.free_quota_left_after_minor),
+                            card_token,
+                        });
+                    }
+                    Ok(Err(e)) => page.error = Some(t.error(e.code())),
+                    Err(_) => page.error = Some(t.unavailable),
+                }
+            }
+            _ => page.error = Some(t.amount_invalid),
+        }
+    }
+    with_lang_cookie(page.into_response(), lang)
+}
+
+#[derive(Deserialize)]
+pub struct WithdrawForm {
+    card_token: String,
+    amount: String,
+    pin: String,
+    key: String,
+}
+
+pub async fn withdraw(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<WithdrawForm>,
+) -> Response {
+    let t = lang(&headers, None).texts();
+    let Some((person, _)) = person(&state, &headers).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let user_id = person.user_id;
+    let failed = |error: &'static str| {
+        WithdrawPage {
+            t,
+            error: Some(error),
+            cards: Vec::new(),
+            quote: None,
+            key: fresh_key(),
+        }
+        .into_response()
+    };
+    let amount_minor =
+        match zhifu_ledger::Money::parse(form.amount.trim(), zhifu_ledger::Currency::CNY) {
+            Ok(money) if money.amount_minor > 0 => money.amount_minor as u64,
+            _ => return failed(t.amount_invalid),
+        };
+    let Some(key) = zhifu_domain::wallet::funding::IdempotencyKey::parse(&form.key) else {
+        return failed(t.unavailable);
+    };
+    let now_ms = state.now_ms();
+    let policy = state.withdrawal_policy();
+    let (pin, token, key_text) = (form.pin, form.card_token, key.as_str().to_owned());
+    let prepared = state
+        .with_people(move |people| {
+            people.check_pin(user_id, &pin, now_ms)?;
+            let card = people.card(user_id, &token)?;
+            let quote = people.quote_withdrawal(user_id, &key_text, amount_minor, &policy)?;
+            Ok::<_, zhifu_domain::wallet::people::PeopleError>((card, quote))
+        })
+        .await;
+    let (card, quote) = match prepared {
+        Ok(Ok(prepared)) => prepared,
+        Ok(Err(e)) => return failed(t.error(e.code())),
+        Err(_) => return failed(t.unavailable),
+    };
+    let (bank, engine) = (state.bank(), state.engine_shared());
+    let release_key = key.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        zhifu_domain::wallet::funding::withdraw(bank.as_ref(), &engine, user_id, &card, quote, &key)
+    })
+    .await;
+    match done {
+        Ok(Ok(_)) => Redirect::to("/wallet").into_response(),
+        Ok(Err(zhifu_domain::wallet::funding::FundingError::Processing)) => {
+            failed(t.error("PROCESSING"))
+        }
+        Ok(Err(e)) => {
+            // Nothing moved: the quota share goes back.
+            let _ = state
+                .with_people(move |people| {
+                    people.release_withdrawal_quota(user_id, release_key.as_str())
+                })
+                .await;
+            failed(t.error(e.code()))
+        }
+        Err(_) => failed(t.unavailable),
+    }
+}

@@ -100,6 +100,21 @@ fn log_in_see_the_balance_and_statement_in_both_languages() {
         wait_for_path(&page, "/wallet").await;
         assert_eq!(text(&page, "#balance").await, "1000.00");
         assert!(text(&page, "#statement").await.contains("Top-up"));
+        // A withdrawal: the fee is shown before the person confirms.
+        click(&page, "#to-withdraw").await;
+        wait_for_path(&page, "/withdraw").await;
+        fill(&page, "#amount", "600").await;
+        submit(&page, "#quote").await;
+        assert_eq!(
+            text(&page, "#quote-fee").await,
+            "0.00",
+            "inside the free quota"
+        );
+        fill(&page, "#pin", "802514").await;
+        click(&page, "#confirm").await;
+        wait_for_path(&page, "/wallet").await;
+        assert_eq!(text(&page, "#balance").await, "400.00");
+        assert!(text(&page, "#statement").await.contains("Withdrawal"));
 
         // The same page in Chinese, by the switch in the header; the choice is remembered.
         page.goto(format!("http://{}/wallet?lang=zh", server.address))
