@@ -211,6 +211,7 @@ fn app(state: AppState) -> Router {
         )
         .route("/logout", post(crate::web::log_out))
         .route("/wallet", get(crate::web::wallet_page))
+        .route("/wallet/statement.csv", get(crate::web::statement_export))
         .route(
             "/signup",
             get(crate::web::signup_page).post(crate::web::sign_up),
@@ -289,6 +290,10 @@ fn app(state: AppState) -> Router {
         .route(
             "/api/v1/wallet/statement",
             get(crate::api::wallet::statement),
+        )
+        .route(
+            "/api/v1/wallet/statement.csv",
+            get(crate::api::wallet::statement_export),
         )
         .fallback(not_found)
         .layer(middleware::from_fn(request_id))

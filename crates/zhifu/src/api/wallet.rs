@@ -117,3 +117,62 @@ pub fn display(amount_minor: i128, currency: Currency) -> String {
         Err(_) => amount_minor.to_string(),
     }
 }
+
+/// Entries in one export at most (pages of the statement, newest first).
+const EXPORT_ENTRIES_MAX: usize = 10_000;
+
+/// The person's statement as CSV (RFC 4180), newest first, at most [`EXPORT_ENTRIES_MAX`]
+/// entries: `transfer_id,time,code,amount_minor,balance_after_minor,reference`.
+pub async fn statement_csv(state: &AppState, user_id: i64) -> Result<String, ApiError> {
+    let id = wallet_account_id(user_id);
+    let pages_max = EXPORT_ENTRIES_MAX / zhifu_store::PAGE_LEN_MAX;
+    let entries = state
+        .with_reader(move |reader| zhifu_store::statement_all(reader, id, pages_max))
+        .await?
+        .map_err(|_| ApiError::Internal)?;
+    let mut csv =
+        String::from("transfer_id,time,code,amount_minor,balance_after_minor,reference\r\n");
+    for entry in &entries {
+        let signed_minor = match entry.side {
+            Side::Credit => i128::from(entry.amount_minor),
+            Side::Debit => -i128::from(entry.amount_minor),
+        };
+        // A reference may hold any visible ASCII, commas and quotes included: quoted.
+        let reference = entry.reference.as_ref().map(|r| r.as_str()).unwrap_or("");
+        csv.push_str(&format!(
+            "{},{},{},{},{},\"{}\"\r\n",
+            entry.transfer_id.get(),
+            rfc3339_from_ms(entry.timestamp_ns / 1_000_000),
+            entry.code,
+            signed_minor,
+            entry.balances_after.posted_net_minor(),
+            reference.replace('"', "\"\""),
+        ));
+    }
+    Ok(csv)
+}
+
+/// `GET /api/v1/wallet/statement.csv`
+pub async fn statement_export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    let person = session_person(&state, &headers).await?;
+    let csv = statement_csv(&state, person.user_id).await?;
+    Ok(csv_response(csv))
+}
+
+pub fn csv_response(csv: String) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"zhifu-statement.csv\"",
+            ),
+        ],
+        csv,
+    )
+        .into_response()
+}

@@ -1064,3 +1064,15 @@ pub async fn withdraw(
         Err(_) => failed(t.unavailable),
     }
 }
+
+/// `GET /wallet/statement.csv`: the statement export, for the logged-in person.
+pub async fn statement_export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some((person, _)) = person(&state, &headers).await else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let csv = crate::api::wallet::statement_csv(&state, person.user_id).await?;
+    Ok(crate::api::wallet::csv_response(csv))
+}

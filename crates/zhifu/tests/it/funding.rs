@@ -75,6 +75,20 @@ fn top_up_from_a_bound_card_once_per_key() {
         .json();
     assert_eq!(statement["entries"].as_array().unwrap().len(), 1);
     assert_eq!(statement["entries"][0]["balance_after_minor"], 10_000);
+    let csv = server.send("GET", "/api/v1/wallet/statement.csv", "", Some(&token));
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.header("content-type"), Some("text/csv; charset=utf-8"));
+    let lines: Vec<&str> = csv.body.lines().collect();
+    assert_eq!(
+        lines[0],
+        "transfer_id,time,code,amount_minor,balance_after_minor,reference"
+    );
+    assert!(
+        lines[1].ends_with(",1,10000,10000,\"top-up:order-1\""),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(lines.len(), 2);
 
     for (key, card_token, amount, pin, status, code) in [
         (
