@@ -31,6 +31,10 @@ pub struct Args {
     /// Use this PostgreSQL database instead of SQLite.
     #[arg(long, env = "ZHIFU_DATABASE_URL")]
     database_url: Option<String>,
+    /// With --database-url: the schema to work in (created if missing), so that several
+    /// institutions or test servers can share one database.
+    #[arg(long, requires = "database_url")]
+    database_schema: Option<String>,
     /// Address to listen on; port 0 picks a free one (the chosen URL is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -146,7 +150,10 @@ impl zhifu_domain::Random for OsRandom {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let config = match args.database_url {
-        Some(url) => StoreConfig::Postgres { url, schema: None },
+        Some(url) => StoreConfig::Postgres {
+            url,
+            schema: args.database_schema,
+        },
         None => StoreConfig::Sqlite {
             path: args.data_dir.join("ledger.sqlite"),
         },
@@ -189,11 +196,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "zhifu serve: listening on http://{}/",
             listener.local_addr()?
         );
-        axum::serve(listener, app(state))
+        axum::serve(listener, app(state.clone()))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
         anyhow::Ok(())
     })?;
+    // The stores' connections are dropped here, outside the runtime: the PostgreSQL client
+    // runs a runtime of its own, which must not be dropped from async code.
+    drop(state);
+    drop(runtime);
     // The server has stopped taking requests; the engine commits what is queued, then stops.
     drop(engine);
     // Whoever started us may have stopped reading; that is no reason to fail on the way out.

@@ -9,6 +9,8 @@ use std::time::Duration;
 pub struct Server {
     child: Child,
     stdout: BufReader<std::process::ChildStdout>,
+    /// The PostgreSQL schema, when the tests run on PostgreSQL: kept across restarts.
+    schema: String,
     pub address: String,
     data: tempfile::TempDir,
 }
@@ -20,7 +22,12 @@ impl Server {
 
     /// With more `zhifu serve` arguments (`--bank-mode fail`, say).
     pub fn start_with_args(args: &[&str]) -> Server {
-        Server::start_in(tempfile::tempdir().expect("temporary directory"), args)
+        let schema = format!("http_{:016x}", rand::random::<u64>());
+        Server::start_in(
+            tempfile::tempdir().expect("temporary directory"),
+            schema,
+            args,
+        )
     }
 
     /// Stops this server (SIGTERM) and starts another on the same data directory.
@@ -35,14 +42,23 @@ impl Server {
         );
         let (status, _) = self.terminate_in_place();
         assert!(status.success());
-        Server::start_in(data, args)
+        // The next server owns the schema now: this one's drop must leave it.
+        let schema = std::mem::take(&mut self.schema);
+        Server::start_in(data, schema, args)
     }
 
-    fn start_in(data: tempfile::TempDir, args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_zhifu"))
+    fn start_in(data: tempfile::TempDir, schema: String, args: &[&str]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_zhifu"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data.path())
-            .args(args)
+            .args(args);
+        // Under pg_virtualenv (as in CI) every server runs on PostgreSQL, in a schema of its
+        // own; without a server, on SQLite in its data directory.
+        if let Some(url) = zhifu_store::PostgresStore::url_from_env() {
+            command.args(["--database-url", &url, "--database-schema", &schema]);
+        }
+        let mut child = command
             .env_remove("ZHIFU_DATABASE_URL")
             .stdout(Stdio::piped())
             .stderr(
@@ -73,6 +89,7 @@ impl Server {
         Server {
             child,
             stdout,
+            schema,
             address,
             data,
         }
@@ -139,6 +156,14 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(url) =
+            zhifu_store::PostgresStore::url_from_env().filter(|_| !self.schema.is_empty())
+            && let Ok(mut store) = zhifu_store::PostgresStore::open(&url, None)
+        {
+            let _ = store
+                .client()
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+        }
     }
 }
 
