@@ -36,6 +36,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../migrations/postgres/0007_red_packets.sql"),
     ),
+    (8, include_str!("../migrations/postgres/0008_p2p_delay.sql")),
 ];
 
 pub struct PostgresStore {

@@ -16,6 +16,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/sqlite/wallet_0004.sql")),
     (5, include_str!("../migrations/sqlite/wallet_0005.sql")),
     (6, include_str!("../migrations/sqlite/wallet_0006.sql")),
+    (7, include_str!("../migrations/sqlite/wallet_0007.sql")),
 ];
 
 /// A person to create.
@@ -81,6 +82,8 @@ pub struct P2pRow {
     pub payee_id: i64,
     pub amount_minor: u64,
     pub created_ms: i64,
+    /// Until then the payer may cancel and the payee cannot accept (delayed arrival).
+    pub arrives_ms: i64,
     pub expires_ms: i64,
     pub state: String,
 }
@@ -498,10 +501,10 @@ impl WalletStore for SqliteWalletStore {
         let changed = self
             .connection
             .prepare_cached(
-                "INSERT INTO p2p_transfers (transfer_id, payer_id, payee_id, amount_minor, created_ms, expires_ms, state) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (transfer_id) DO NOTHING",
+                "INSERT INTO p2p_transfers (transfer_id, payer_id, payee_id, amount_minor, created_ms, expires_ms, state, arrives_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (transfer_id) DO NOTHING",
             )?
-            .execute(params![row.transfer_id, row.payer_id, row.payee_id, amount, row.created_ms, row.expires_ms, row.state])?;
+            .execute(params![row.transfer_id, row.payer_id, row.payee_id, amount, row.created_ms, row.expires_ms, row.state, row.arrives_ms])?;
         Ok(changed > 0)
     }
 
@@ -876,9 +879,9 @@ impl WalletStore for PostgresWalletStore {
         let amount = i64::try_from(row.amount_minor)
             .map_err(|_| StoreError::Corrupt("amount out of range".into()))?;
         let changed = self.client.execute(
-            "INSERT INTO p2p_transfers (transfer_id, payer_id, payee_id, amount_minor, created_ms, expires_ms, state) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (transfer_id) DO NOTHING",
-            &[&row.transfer_id, &row.payer_id, &row.payee_id, &amount, &row.created_ms, &row.expires_ms, &row.state],
+            "INSERT INTO p2p_transfers (transfer_id, payer_id, payee_id, amount_minor, created_ms, expires_ms, state, arrives_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (transfer_id) DO NOTHING",
+            &[&row.transfer_id, &row.payer_id, &row.payee_id, &amount, &row.created_ms, &row.expires_ms, &row.state, &row.arrives_ms],
         )?;
         Ok(changed > 0)
     }
@@ -1021,7 +1024,7 @@ impl WalletStore for PostgresWalletStore {
 }
 
 const P2P_COLUMNS: &str =
-    "transfer_id, payer_id, payee_id, amount_minor, created_ms, expires_ms, state";
+    "transfer_id, payer_id, payee_id, amount_minor, created_ms, expires_ms, state, arrives_ms";
 
 fn p2p_row_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<P2pRow> {
     Ok(P2pRow {
@@ -1032,6 +1035,7 @@ fn p2p_row_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<P2pRow> {
         created_ms: r.get(4)?,
         expires_ms: r.get(5)?,
         state: r.get(6)?,
+        arrives_ms: r.get(7)?,
     })
 }
 
@@ -1044,6 +1048,7 @@ fn p2p_row_postgres(r: &postgres::Row) -> P2pRow {
         created_ms: r.get(4),
         expires_ms: r.get(5),
         state: r.get(6),
+        arrives_ms: r.get(7),
     }
 }
 

@@ -286,6 +286,10 @@ fn app(state: AppState) -> Router {
             post(crate::api::red_packets::grab),
         )
         .route(
+            "/api/v1/transfers/{id}/cancel",
+            post(crate::api::transfers::cancel),
+        )
+        .route(
             "/api/v1/transfers/{id}/accept",
             post(crate::api::transfers::accept),
         )

@@ -14,6 +14,34 @@ use zhifu_store::{Engine, EngineError, P2pRow};
 
 /// How long a transfer waits for its payee.
 pub const HOLD_MS: i64 = 24 * 3_600_000;
+/// When a transfer reaches its payee (SPEC §3): at once, or after an anti-fraud window in which
+/// the payer can cancel it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Arrival {
+    Now,
+    In2Hours,
+    In24Hours,
+}
+
+impl Arrival {
+    pub fn parse(text: &str) -> Option<Arrival> {
+        Some(match text {
+            "now" => Arrival::Now,
+            "2h" => Arrival::In2Hours,
+            "24h" => Arrival::In24Hours,
+            _ => return None,
+        })
+    }
+
+    fn delay_ms(self) -> i64 {
+        match self {
+            Arrival::Now => 0,
+            Arrival::In2Hours => 2 * 3_600_000,
+            Arrival::In24Hours => 24 * 3_600_000,
+        }
+    }
+}
+
 /// The most one transfer may send: the class limits bound it further.
 pub const TRANSFER_MAX_MINOR: u64 = 5_000_000;
 
@@ -25,8 +53,12 @@ pub enum P2pError {
     Limit(LimitError),
     KeyReused,
     NotFound,
-    /// Accepted, returned or expired already.
+    /// Accepted, returned, cancelled or expired already.
     NotHeld,
+    /// Delayed arrival: the payee can accept only once it has arrived.
+    NotYetArrived,
+    /// Delayed arrival: the payer can cancel only before it arrives.
+    AlreadyArrived,
     Ledger(TransferCode),
     Engine(EngineError),
     People(PeopleError),
@@ -42,6 +74,8 @@ impl P2pError {
             P2pError::KeyReused => "IDEMPOTENCY_KEY_REUSED",
             P2pError::NotFound => "TRANSFER_NOT_FOUND",
             P2pError::NotHeld => "TRANSFER_NOT_HELD",
+            P2pError::NotYetArrived => "TRANSFER_NOT_YET_ARRIVED",
+            P2pError::AlreadyArrived => "TRANSFER_ALREADY_ARRIVED",
             P2pError::Ledger(code) => code.as_str(),
             P2pError::Engine(e) => e.code(),
             P2pError::People(e) => e.code(),
@@ -66,7 +100,13 @@ impl fmt::Display for P2pError {
                 f.write_str("this Idempotency-Key was used for a different transfer")
             }
             P2pError::NotFound => f.write_str("no such transfer to you"),
-            P2pError::NotHeld => f.write_str("this transfer was accepted, returned or has expired"),
+            P2pError::NotHeld => {
+                f.write_str("this transfer was accepted, returned, cancelled or has expired")
+            }
+            P2pError::NotYetArrived => f.write_str("this transfer has not arrived yet"),
+            P2pError::AlreadyArrived => {
+                f.write_str("this transfer has arrived; only its payee can return it now")
+            }
             P2pError::Ledger(TransferCode::ExceedsBalance) => {
                 f.write_str("your balance is not enough for this transfer")
             }
@@ -103,6 +143,7 @@ pub fn send(
     payer_id: i64,
     payee_phone: &Phone,
     amount_minor: u64,
+    arrival: Arrival,
     key: &IdempotencyKey,
     now_ms: i64,
 ) -> Result<P2pRow, P2pError> {
@@ -137,7 +178,7 @@ pub fn send(
             debit_account_id: wallet_account_id(payer_id),
             credit_account_id: wallet_account_id(payee_id),
             amount_minor,
-            timeout_ms: HOLD_MS as u64,
+            timeout_ms: (arrival.delay_ms() + HOLD_MS) as u64,
         },
         code: CODE_P2P,
         reference: None,
@@ -159,7 +200,8 @@ pub fn send(
         payee_id,
         amount_minor,
         created_ms: now_ms,
-        expires_ms: now_ms + HOLD_MS,
+        arrives_ms: now_ms + arrival.delay_ms(),
+        expires_ms: now_ms + arrival.delay_ms() + HOLD_MS,
         state: "held".into(),
     };
     people.store().p2p_insert(&row)?;
@@ -173,8 +215,9 @@ pub fn resolve(
     payee_id: i64,
     transfer_id: &str,
     accept: bool,
+    now_ms: i64,
 ) -> Result<P2pRow, P2pError> {
-    let mut row = people
+    let row = people
         .store()
         .p2p(transfer_id)?
         .filter(|row| row.payee_id == payee_id)
@@ -186,6 +229,46 @@ pub fn resolve(
     if row.state != "held" {
         return Err(P2pError::NotHeld);
     }
+    if now_ms < row.arrives_ms {
+        return Err(P2pError::NotYetArrived);
+    }
+    void_or_post(people, engine, row, transfer_id, accept, target)
+}
+
+/// The payer takes back a delayed transfer before it arrives.
+pub fn cancel(
+    people: &mut People,
+    engine: &Engine,
+    payer_id: i64,
+    transfer_id: &str,
+    now_ms: i64,
+) -> Result<P2pRow, P2pError> {
+    let row = people
+        .store()
+        .p2p(transfer_id)?
+        .filter(|row| row.payer_id == payer_id)
+        .ok_or(P2pError::NotFound)?;
+    if row.state == "cancelled" {
+        return Ok(row);
+    }
+    if row.state != "held" {
+        return Err(P2pError::NotHeld);
+    }
+    if now_ms >= row.arrives_ms {
+        return Err(P2pError::AlreadyArrived);
+    }
+    void_or_post(people, engine, row, transfer_id, false, "cancelled")
+}
+
+fn void_or_post(
+    people: &mut People,
+    engine: &Engine,
+    mut row: P2pRow,
+    transfer_id: &str,
+    accept: bool,
+    target: &str,
+) -> Result<P2pRow, P2pError> {
+    let payee_id = row.payee_id;
     let pending_id =
         zhifu_ledger::TransferId::new(transfer_id.parse().map_err(|_| P2pError::NotFound)?)
             .ok_or(P2pError::NotFound)?;
@@ -222,9 +305,11 @@ pub fn resolve(
     Ok(row)
 }
 
-/// What a listing shows: a held transfer past its time has gone back by itself.
+/// What a listing shows: a delayed transfer before it arrives is scheduled; a held one past
+/// its time has gone back by itself.
 pub fn shown_state(row: &P2pRow, now_ms: i64) -> &str {
     match row.state.as_str() {
+        "held" if now_ms < row.arrives_ms => "scheduled",
         "held" if now_ms >= row.expires_ms => "returned",
         state => state,
     }

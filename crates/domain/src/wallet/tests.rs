@@ -841,6 +841,16 @@ mod p2p {
             )
         }
 
+        fn resolve(
+            &mut self,
+            payee: i64,
+            id: &str,
+            accept: bool,
+        ) -> Result<zhifu_store::P2pRow, P2pError> {
+            let now_ms = self.now_ms();
+            resolve(&mut self.people, &self.engine, payee, id, accept, now_ms)
+        }
+
         fn send(
             &mut self,
             payer: i64,
@@ -856,6 +866,7 @@ mod p2p {
                 payer,
                 &Phone::parse(phone).unwrap(),
                 amount,
+                crate::wallet::p2p::Arrival::Now,
                 &IdempotencyKey::parse(key).unwrap(),
                 now_ms,
             )
@@ -888,49 +899,23 @@ mod p2p {
                 .code(),
             "IDEMPOTENCY_KEY_REUSED"
         );
-        resolve(
-            &mut world.people,
-            &world.engine,
-            bob,
-            &sent.transfer_id,
-            true,
-        )
-        .unwrap();
+        world.resolve(bob, &sent.transfer_id, true).unwrap();
         assert_eq!(world.balances(bob), (10_000, 10_000));
         assert_eq!(world.balances(alice), (40_000, 40_000));
         assert!(matches!(
-            resolve(
-                &mut world.people,
-                &world.engine,
-                bob,
-                &sent.transfer_id,
-                false
-            ),
+            world.resolve(bob, &sent.transfer_id, false),
             Err(P2pError::NotHeld)
         ));
 
         let returned = world.send(alice, "13912345678", 5_000, "t2").unwrap();
         assert!(
             matches!(
-                resolve(
-                    &mut world.people,
-                    &world.engine,
-                    alice,
-                    &returned.transfer_id,
-                    true
-                ),
+                world.resolve(alice, &returned.transfer_id, true),
                 Err(P2pError::NotFound)
             ),
             "only the payee resolves"
         );
-        resolve(
-            &mut world.people,
-            &world.engine,
-            bob,
-            &returned.transfer_id,
-            false,
-        )
-        .unwrap();
+        world.resolve(bob, &returned.transfer_id, false).unwrap();
         assert_eq!(world.balances(alice), (40_000, 40_000));
 
         // Nobody acts for 24 h: the ledger returns it, also across a restart of the engine.
@@ -942,13 +927,7 @@ mod p2p {
         world.clock.advance_ms(HOLD_MS as u64 + 1);
         assert_eq!(shown_state(&expiring, world.now_ms()), "returned");
         assert!(matches!(
-            resolve(
-                &mut world.people,
-                &world.engine,
-                bob,
-                &expiring.transfer_id,
-                true
-            ),
+            world.resolve(bob, &expiring.transfer_id, true),
             Err(P2pError::NotHeld)
         ));
         assert_eq!(world.balances(alice), (40_000, 40_000));
@@ -972,6 +951,65 @@ mod p2p {
     }
 
     #[test]
+    fn a_delayed_transfer_can_be_cancelled_until_it_arrives() {
+        use crate::wallet::p2p::{Arrival, cancel};
+        let mut world = World::new();
+        let alice = world.person("13812345678", "11010519491231001", true, 50_000);
+        let bob = world.person("13912345678", "11010519800101002", true, 0);
+        let delayed = |world: &mut World, key: &str| {
+            let now_ms = world.now_ms();
+            send(
+                &mut world.people,
+                &world.engine,
+                &LimitPolicy::default(),
+                alice,
+                &Phone::parse("13912345678").unwrap(),
+                10_000,
+                Arrival::In2Hours,
+                &IdempotencyKey::parse(key).unwrap(),
+                now_ms,
+            )
+            .unwrap()
+        };
+        // Cancelled inside the window: the money is back, the payee never had it.
+        let first = delayed(&mut world, "d1");
+        assert_eq!(shown_state(&first, world.now_ms()), "scheduled");
+        assert!(matches!(
+            world.resolve(bob, &first.transfer_id, true),
+            Err(P2pError::NotYetArrived)
+        ));
+        let now_ms = world.now_ms();
+        let cancelled = cancel(
+            &mut world.people,
+            &world.engine,
+            alice,
+            &first.transfer_id,
+            now_ms,
+        )
+        .unwrap();
+        assert_eq!(cancelled.state, "cancelled");
+        assert_eq!(world.balances(alice), (50_000, 50_000));
+
+        // Not cancelled: it arrives after 2 h, then only the payee decides.
+        let second = delayed(&mut world, "d2");
+        world.clock.advance_ms(2 * 3_600_000);
+        let now_ms = world.now_ms();
+        assert!(matches!(
+            cancel(
+                &mut world.people,
+                &world.engine,
+                alice,
+                &second.transfer_id,
+                now_ms
+            ),
+            Err(P2pError::AlreadyArrived)
+        ));
+        world.resolve(bob, &second.transfer_id, true).unwrap();
+        assert_eq!(world.balances(bob), (10_000, 10_000));
+        assert_eq!(world.balances(alice), (40_000, 40_000));
+    }
+
+    #[test]
     fn class_i_limit_counts_what_was_kept() {
         let mut world = World::new();
         let alice = world.person("13812345678", "11010519491231001", true, 200_000);
@@ -984,14 +1022,7 @@ mod p2p {
             "LIMIT_CLASS_I_CUMULATIVE"
         );
         // A returned transfer gives its part of the limit back.
-        resolve(
-            &mut world.people,
-            &world.engine,
-            bob,
-            &returned.transfer_id,
-            false,
-        )
-        .unwrap();
+        world.resolve(bob, &returned.transfer_id, false).unwrap();
         world.send(alice, "13912345678", 40_000, "d").unwrap();
         assert_eq!(
             world.send(alice, "13912345678", 1, "e").unwrap_err().code(),

@@ -145,6 +145,7 @@ fn users_and_sessions(backend: Backend) {
         payee_id: bob,
         amount_minor,
         created_ms,
+        arrives_ms: created_ms,
         expires_ms: created_ms + 100,
         state: state.into(),
     };

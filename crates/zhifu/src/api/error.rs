@@ -28,6 +28,8 @@ pub enum ApiError {
     RedPacket(RedPacketServiceError),
     /// `kind` is neither `normal` nor `lucky`.
     RedPacketKindInvalid,
+    /// `arrival` is none of `now`, `2h`, `24h`.
+    ArrivalInvalid,
     /// A money-moving call without a usable `Idempotency-Key` header.
     IdempotencyKeyInvalid,
     /// Something on our side; the detail goes to the log, not to the caller.
@@ -57,7 +59,10 @@ impl ApiError {
                     }
                     P2pError::Limit(_) => StatusCode::FORBIDDEN,
                     P2pError::PayeeNotFound | P2pError::NotFound => StatusCode::NOT_FOUND,
-                    P2pError::KeyReused | P2pError::NotHeld => StatusCode::CONFLICT,
+                    P2pError::KeyReused
+                    | P2pError::NotHeld
+                    | P2pError::NotYetArrived
+                    | P2pError::AlreadyArrived => StatusCode::CONFLICT,
                     P2pError::Engine(_) => StatusCode::SERVICE_UNAVAILABLE,
                     P2pError::People(_) => unreachable!("matched above"),
                 };
@@ -97,6 +102,7 @@ impl ApiError {
             ApiError::RedPacketKindInvalid => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "RED_PACKET_KIND_INVALID")
             }
+            ApiError::ArrivalInvalid => (StatusCode::UNPROCESSABLE_ENTITY, "ARRIVAL_INVALID"),
             ApiError::IdempotencyKeyInvalid => (StatusCode::BAD_REQUEST, "IDEMPOTENCY_KEY_INVALID"),
             ApiError::SessionMissing => (StatusCode::UNAUTHORIZED, "SESSION_MISSING"),
             ApiError::QueryInvalid => (StatusCode::BAD_REQUEST, "QUERY_INVALID"),
@@ -124,6 +130,7 @@ impl ApiError {
             ApiError::P2p(e) => e.to_string(),
             ApiError::RedPacket(e) => e.to_string(),
             ApiError::RedPacketKindInvalid => "kind is normal or lucky".into(),
+            ApiError::ArrivalInvalid => "arrival is now, 2h or 24h".into(),
             ApiError::IdempotencyKeyInvalid => {
                 "send an Idempotency-Key header of 1 to 48 visible ASCII characters".into()
             }

@@ -25,6 +25,7 @@ fn transfer_json(row: &P2pRow, viewer: i64, now_ms: i64) -> Value {
         "amount_minor": row.amount_minor,
         "state": p2p::shown_state(row, now_ms),
         "created_at": rfc3339_from_ms(row.created_ms),
+        "arrives_at": rfc3339_from_ms(row.arrives_ms),
         "expires_at": rfc3339_from_ms(row.expires_ms),
     })
 }
@@ -35,6 +36,8 @@ pub struct SendRequest {
     to_phone: String,
     amount_minor: u64,
     pin: String,
+    /// `now` (the default), `2h` or `24h`: a window in which the payer can cancel.
+    arrival: Option<String>,
 }
 
 /// `POST /api/v1/transfers` with an `Idempotency-Key`: held until the payee accepts.
@@ -46,6 +49,10 @@ pub async fn send(
     let key = super::funding::idempotency_key(&headers)?;
     let Json(request) = body?;
     let payee_phone = Phone::parse(&request.to_phone)?;
+    let arrival = match request.arrival.as_deref() {
+        None => p2p::Arrival::Now,
+        Some(text) => p2p::Arrival::parse(text).ok_or(ApiError::ArrivalInvalid)?,
+    };
     let person = session_person(&state, &headers).await?;
     let now_ms = state.now_ms();
     let engine = state.engine_shared();
@@ -59,6 +66,7 @@ pub async fn send(
                 person.user_id,
                 &payee_phone,
                 request.amount_minor,
+                arrival,
                 &key,
                 now_ms,
             )
@@ -96,6 +104,21 @@ pub async fn accept(
     resolve(state, headers, id, true).await
 }
 
+/// `POST /api/v1/transfers/{id}/cancel`: the payer takes back a delayed transfer in time.
+pub async fn cancel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let person = session_person(&state, &headers).await?;
+    let now_ms = state.now_ms();
+    let engine = state.engine_shared();
+    let row = state
+        .with_people(move |people| p2p::cancel(people, &engine, person.user_id, &id, now_ms))
+        .await??;
+    Ok(Json(transfer_json(&row, person.user_id, now_ms)))
+}
+
 /// `POST /api/v1/transfers/{id}/return`
 pub async fn give_back(
     state: State<AppState>,
@@ -115,7 +138,9 @@ async fn resolve(
     let now_ms = state.now_ms();
     let engine = state.engine_shared();
     let row = state
-        .with_people(move |people| p2p::resolve(people, &engine, person.user_id, &id, accept))
+        .with_people(move |people| {
+            p2p::resolve(people, &engine, person.user_id, &id, accept, now_ms)
+        })
         .await??;
     Ok(Json(transfer_json(&row, person.user_id, now_ms)))
 }

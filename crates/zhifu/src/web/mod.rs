@@ -414,6 +414,7 @@ pub async fn transfer(
                 person.user_id,
                 &payee,
                 amount_minor,
+                zhifu_domain::wallet::p2p::Arrival::Now,
                 &key,
                 now_ms,
             )
@@ -441,9 +442,10 @@ pub async fn resolve_transfer(
         _ => return Redirect::to("/wallet").into_response(),
     };
     let engine = state.engine_shared();
+    let now_ms = state.now_ms();
     let resolved = state
         .with_people(move |people| {
-            zhifu_domain::wallet::p2p::resolve(people, &engine, person.user_id, &id, accept)
+            zhifu_domain::wallet::p2p::resolve(people, &engine, person.user_id, &id, accept, now_ms)
         })
         .await;
     match resolved {

@@ -144,6 +144,45 @@ fn a_transfer_waits_for_its_payee() {
             "{key} {amount} {to}"
         );
     }
+    // Delayed arrival: cancelled by the payer inside the window; an unknown arrival refused.
+    let body =
+        format!(r#"{{"to_phone":"13912345678","amount_minor":500,"pin":"{PIN}","arrival":"2h"}}"#);
+    let delayed = keyed(&server, "POST", "/api/v1/transfers", &alice, "t5", &body);
+    assert_eq!(
+        (delayed.status, delayed.json()["state"].as_str()),
+        (201, Some("scheduled")),
+        "{}",
+        delayed.body
+    );
+    let delayed_id = delayed.json()["transfer_id"].as_str().unwrap().to_owned();
+    let early = server.send(
+        "POST",
+        &format!("/api/v1/transfers/{delayed_id}/accept"),
+        "",
+        Some(&bob),
+    );
+    assert_eq!(
+        (early.status, early.code()),
+        (409, "TRANSFER_NOT_YET_ARRIVED".into())
+    );
+    let cancelled = server.send(
+        "POST",
+        &format!("/api/v1/transfers/{delayed_id}/cancel"),
+        "",
+        Some(&alice),
+    );
+    assert_eq!(
+        (cancelled.status, cancelled.json()["state"].as_str()),
+        (200, Some("cancelled"))
+    );
+    let body =
+        format!(r#"{{"to_phone":"13912345678","amount_minor":500,"pin":"{PIN}","arrival":"1h"}}"#);
+    let refused = keyed(&server, "POST", "/api/v1/transfers", &alice, "t6", &body);
+    assert_eq!(
+        (refused.status, refused.code()),
+        (422, "ARRIVAL_INVALID".into())
+    );
+
     signed_up(&server, "13600000000");
     let refused = send("t4", 100, "13600000000");
     assert_eq!(
