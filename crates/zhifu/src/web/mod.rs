@@ -84,6 +84,23 @@ async fn person(state: &AppState, headers: &HeaderMap) -> Option<(Person, String
     Some((person, token))
 }
 
+/// The person a page is for; anyone not logged in is sent to log in first.
+pub struct LoggedIn(Person);
+
+impl axum::extract::FromRequestParts<AppState> for LoggedIn {
+    type Rejection = Redirect;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<LoggedIn, Redirect> {
+        match person(state, &parts.headers).await {
+            Some((person, _)) => Ok(LoggedIn(person)),
+            None => Err(Redirect::to("/login")),
+        }
+    }
+}
+
 /// `/`: the wallet when logged in, else the log-in page.
 pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Redirect {
     match person(&state, &headers).await {
@@ -345,14 +362,11 @@ fn fresh_key() -> String {
 }
 
 pub async fn transfer_page(
-    State(state): State<AppState>,
     headers: HeaderMap,
+    _: LoggedIn,
     Query(query): Query<LangQuery>,
 ) -> Response {
     let lang = lang(&headers, query.lang.as_deref());
-    if person(&state, &headers).await.is_none() {
-        return Redirect::to("/login").into_response();
-    }
     let page = TransferPage {
         t: lang.texts(),
         error: None,
@@ -374,12 +388,10 @@ pub struct TransferForm {
 pub async fn transfer(
     State(state): State<AppState>,
     headers: HeaderMap,
+    LoggedIn(person): LoggedIn,
     Form(form): Form<TransferForm>,
 ) -> Response {
     let t = lang(&headers, None).texts();
-    let Some((person, _)) = person(&state, &headers).await else {
-        return Redirect::to("/login").into_response();
-    };
     let failed = |error: &'static str, form: &TransferForm| {
         TransferPage {
             t,
@@ -430,12 +442,9 @@ pub async fn transfer(
 /// `POST /transfers/{id}/accept` and `…/return` from the wallet page.
 pub async fn resolve_transfer(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    LoggedIn(person): LoggedIn,
     axum::extract::Path((id, action)): axum::extract::Path<(String, String)>,
 ) -> Response {
-    let Some((person, _)) = person(&state, &headers).await else {
-        return Redirect::to("/login").into_response();
-    };
     let accept = match action.as_str() {
         "accept" => true,
         "return" => false,
@@ -463,14 +472,11 @@ struct VerifyPage {
 }
 
 pub async fn verify_page(
-    State(state): State<AppState>,
     headers: HeaderMap,
+    _: LoggedIn,
     Query(query): Query<LangQuery>,
 ) -> Response {
     let lang = lang(&headers, query.lang.as_deref());
-    if person(&state, &headers).await.is_none() {
-        return Redirect::to("/login").into_response();
-    }
     with_lang_cookie(
         VerifyPage {
             t: lang.texts(),
@@ -490,12 +496,10 @@ pub struct VerifyForm {
 pub async fn verify(
     State(state): State<AppState>,
     headers: HeaderMap,
+    LoggedIn(person): LoggedIn,
     Form(form): Form<VerifyForm>,
 ) -> Response {
     let t = lang(&headers, None).texts();
-    let Some((person, _)) = person(&state, &headers).await else {
-        return Redirect::to("/login").into_response();
-    };
     let failed = |code: &str| {
         VerifyPage {
             t,
@@ -553,12 +557,10 @@ async fn topup_page_for(
 pub async fn topup_page(
     State(state): State<AppState>,
     headers: HeaderMap,
+    LoggedIn(person): LoggedIn,
     Query(query): Query<LangQuery>,
 ) -> Response {
     let lang = lang(&headers, query.lang.as_deref());
-    let Some((person, _)) = person(&state, &headers).await else {
-        return Redirect::to("/login").into_response();
-    };
     with_lang_cookie(
         topup_page_for(&state, lang.texts(), person.user_id, None).await,
         lang,
@@ -576,12 +578,10 @@ pub struct CardForm {
 pub async fn bind_card(
     State(state): State<AppState>,
     headers: HeaderMap,
+    LoggedIn(person): LoggedIn,
     Form(form): Form<CardForm>,
 ) -> Response {
     let t = lang(&headers, None).texts();
-    let Some((person, _)) = person(&state, &headers).await else {
-        return Redirect::to("/login").into_response();
-    };
     let user_id = person.user_id;
     let parsed = (|| {
         Ok::<_, zhifu_domain::wallet::identity::IdentityError>((
@@ -625,12 +625,10 @@ pub struct TopUpForm {
 pub async fn top_up(
     State(state): State<AppState>,
     headers: HeaderMap,
+    LoggedIn(person): LoggedIn,
     Form(form): Form<TopUpForm>,
 ) -> Response {
     let t = lang(&headers, None).texts();
-    let Some((person, _)) = person(&state, &headers).await else {
-        return Redirect::to("/login").into_response();
-    };
     let user_id = person.user_id;
     let amount_minor =
         match zhifu_ledger::Money::parse(form.amount.trim(), zhifu_ledger::Currency::CNY) {
@@ -679,15 +677,8 @@ struct PinPage {
     error: Option<&'static str>,
 }
 
-pub async fn pin_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<LangQuery>,
-) -> Response {
+pub async fn pin_page(headers: HeaderMap, _: LoggedIn, Query(query): Query<LangQuery>) -> Response {
     let lang = lang(&headers, query.lang.as_deref());
-    if person(&state, &headers).await.is_none() {
-        return Redirect::to("/login").into_response();
-    }
     with_lang_cookie(
         PinPage {
             t: lang.texts(),
@@ -707,12 +698,10 @@ pub struct PinForm {
 pub async fn set_pin(
     State(state): State<AppState>,
     headers: HeaderMap,
+    LoggedIn(person): LoggedIn,
     Form(form): Form<PinForm>,
 ) -> Response {
     let t = lang(&headers, None).texts();
-    let Some((person, _)) = person(&state, &headers).await else {
-        return Redirect::to("/login").into_response();
-    };
     let set = state
         .with_people(move |people| {
             people.set_pin(
@@ -748,14 +737,11 @@ struct RedPacketPage {
 }
 
 pub async fn red_packet_page(
-    State(state): State<AppState>,
     headers: HeaderMap,
+    _: LoggedIn,
     Query(query): Query<LangQuery>,
 ) -> Response {
     let lang = lang(&headers, query.lang.as_deref());
-    if person(&state, &headers).await.is_none() {
-        return Redirect::to("/login").into_response();
-    }
     let page = RedPacketPage {
         t: lang.texts(),
         error: None,
@@ -777,13 +763,11 @@ pub struct RedPacketForm {
 pub async fn send_red_packet(
     State(state): State<AppState>,
     headers: HeaderMap,
+    LoggedIn(person): LoggedIn,
     Form(form): Form<RedPacketForm>,
 ) -> Response {
     use zhifu_domain::wallet::red_packet::{RedPacketKind, RedPacketPolicy};
     let t = lang(&headers, None).texts();
-    let Some((person, _)) = person(&state, &headers).await else {
-        return Redirect::to("/login").into_response();
-    };
     let failed = |error: &'static str| {
         RedPacketPage {
             t,
@@ -856,15 +840,12 @@ struct GrabPage {
 
 /// `/r/{id}`: the shared link of a red packet.
 pub async fn grab_page(
-    State(state): State<AppState>,
     headers: HeaderMap,
+    _: LoggedIn,
     axum::extract::Path(packet_id): axum::extract::Path<String>,
     Query(query): Query<LangQuery>,
 ) -> Response {
     let lang = lang(&headers, query.lang.as_deref());
-    if person(&state, &headers).await.is_none() {
-        return Redirect::to("/login").into_response();
-    }
     let page = GrabPage {
         t: lang.texts(),
         error: None,
@@ -877,12 +858,10 @@ pub async fn grab_page(
 pub async fn grab(
     State(state): State<AppState>,
     headers: HeaderMap,
+    LoggedIn(person): LoggedIn,
     axum::extract::Path(packet_id): axum::extract::Path<String>,
 ) -> Response {
     let t = lang(&headers, None).texts();
-    let Some((person, _)) = person(&state, &headers).await else {
-        return Redirect::to("/login").into_response();
-    };
     let now_ms = state.now_ms();
     let engine = state.engine_shared();
     let id = packet_id.clone();
@@ -939,13 +918,11 @@ pub struct WithdrawQuery {
 pub async fn withdraw_page(
     State(state): State<AppState>,
     headers: HeaderMap,
+    LoggedIn(person): LoggedIn,
     Query(query): Query<WithdrawQuery>,
 ) -> Response {
     let lang = lang(&headers, query.lang.as_deref());
     let t = lang.texts();
-    let Some((person, _)) = person(&state, &headers).await else {
-        return Redirect::to("/login").into_response();
-    };
     let user_id = person.user_id;
     let cards = state
         .with_people(move |people| people.cards(user_id))
@@ -1002,12 +979,10 @@ pub struct WithdrawForm {
 pub async fn withdraw(
     State(state): State<AppState>,
     headers: HeaderMap,
+    LoggedIn(person): LoggedIn,
     Form(form): Form<WithdrawForm>,
 ) -> Response {
     let t = lang(&headers, None).texts();
-    let Some((person, _)) = person(&state, &headers).await else {
-        return Redirect::to("/login").into_response();
-    };
     let user_id = person.user_id;
     let failed = |error: &'static str| {
         WithdrawPage {
