@@ -88,28 +88,7 @@ impl SqliteStore {
     }
 
     fn migrate(&mut self) -> Result<(), StoreError> {
-        self.connection.execute_batch(
-            "CREATE TABLE IF NOT EXISTS zhifu_migrations (version INTEGER PRIMARY KEY)",
-        )?;
-        let tx = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for (version, sql) in MIGRATIONS {
-            let applied: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM zhifu_migrations WHERE version = ?1)",
-                [version],
-                |r| r.get(0),
-            )?;
-            if !applied {
-                tx.execute_batch(sql)?;
-                tx.execute(
-                    "INSERT INTO zhifu_migrations (version) VALUES (?1)",
-                    [version],
-                )?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        migrate(&mut self.connection, MIGRATIONS)
     }
 
     /// A history that claims more than the ledger holds belongs to another ledger file (a
@@ -120,6 +99,33 @@ impl SqliteStore {
         }
         Ok(())
     }
+}
+
+/// Applies the embedded migrations this file has not seen yet, in one transaction.
+pub(crate) fn migrate(
+    connection: &mut Connection,
+    migrations: &[(i64, &str)],
+) -> Result<(), StoreError> {
+    connection.execute_batch(
+        "CREATE TABLE IF NOT EXISTS zhifu_migrations (version INTEGER PRIMARY KEY)",
+    )?;
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for (version, sql) in migrations {
+        let applied: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM zhifu_migrations WHERE version = ?1)",
+            [version],
+            |r| r.get(0),
+        )?;
+        if !applied {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO zhifu_migrations (version) VALUES (?1)",
+                [version],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 fn open_wal(path: &Path, synchronous: &str) -> Result<Connection, StoreError> {

@@ -227,25 +227,7 @@ impl SqliteWalletStore {
         connection.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         )?;
-        connection.execute_batch(
-            "CREATE TABLE IF NOT EXISTS zhifu_migrations (version INTEGER PRIMARY KEY)",
-        )?;
-        let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for (version, sql) in SQLITE_MIGRATIONS {
-            let applied: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM zhifu_migrations WHERE version = ?1)",
-                [version],
-                |r| r.get(0),
-            )?;
-            if !applied {
-                tx.execute_batch(sql)?;
-                tx.execute(
-                    "INSERT INTO zhifu_migrations (version) VALUES (?1)",
-                    [version],
-                )?;
-            }
-        }
-        tx.commit()?;
+        crate::sqlite::migrate(&mut connection, SQLITE_MIGRATIONS)?;
         Ok(SqliteWalletStore { connection })
     }
 }
