@@ -357,7 +357,10 @@ async fn shutdown_signal() {
     }
 }
 
-/// Numbers every response so that a support request can name the one that went wrong.
+/// Numbers every response so that a support request can name the one that went wrong, and
+/// logs one JSON line per request on stderr. The line names the route's template
+/// (`/api/v1/cards/{token}`), never the path itself or its query, so no id, token or amount
+/// reaches the log.
 async fn request_id(request: Request, next: Next) -> Response {
     static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
     let id = format!(
@@ -365,10 +368,26 @@ async fn request_id(request: Request, next: Next) -> Response {
         std::process::id(),
         NEXT_REQUEST.fetch_add(1, Ordering::Relaxed)
     );
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("(unmatched)", |path| path.as_str())
+        .to_owned();
     let mut response = next.run(request).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("request-id", value);
     }
+    let line = serde_json::json!({
+        "at_ms": zhifu_store::Clock::now_ns(&SystemClock) / 1_000_000,
+        "request_id": id,
+        "method": method.as_str(),
+        "route": route,
+        "status": response.status().as_u16(),
+        "ms": (started.elapsed().as_secs_f64() * 1e3 * 1e3).round() / 1e3,
+    });
+    let _ = writeln!(std::io::stderr(), "{line}");
     response
 }
 

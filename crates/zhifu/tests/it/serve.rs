@@ -31,6 +31,28 @@ fn serves_health_metrics_and_a_page_then_stops_on_sigterm() {
     let error: serde_json::Value = serde_json::from_str(&missing.body).expect("a JSON error");
     assert_eq!(error["code"], "NOT_FOUND");
 
+    // One JSON line per request on stderr, naming the route's template, not the path.
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|line| line.contains("\"route\":\"/healthz\""))
+        .expect("a log line for /healthz");
+    let entry: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    assert_eq!(
+        (entry["method"].as_str(), entry["status"].as_u64()),
+        (Some("GET"), Some(200))
+    );
+    assert!(
+        entry["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
+    assert!(
+        log.contains("\"route\":\"(unmatched)\""),
+        "the 404 is logged without its path"
+    );
+    assert!(!log.contains("/no/such/thing"));
+
     let (status, printed) = server.terminate();
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
     assert!(printed.contains("zhifu serve: stopped"), "{printed:?}");
