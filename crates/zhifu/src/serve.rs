@@ -302,6 +302,7 @@ fn app(state: AppState) -> Router {
             get(crate::api::funding::withdrawal_quote),
         )
         .route("/api/v1/wallet", get(crate::api::wallet::balance))
+        .route("/api/v1/receipts/{id}", get(crate::api::wallet::receipt))
         .route(
             "/api/v1/wallet/statement",
             get(crate::api::wallet::statement),

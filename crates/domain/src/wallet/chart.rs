@@ -74,3 +74,24 @@ pub const CODE_WITHDRAWAL: u16 = 2;
 pub const CODE_WITHDRAWAL_FEE: u16 = 3;
 pub const CODE_P2P: u16 = 4;
 pub const CODE_RED_PACKET: u16 = 5;
+
+/// Whose account this is: a person's (by user id) or one of the institution's.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Owner {
+    Person(i64),
+    BankSettlement,
+    FeeIncome,
+    RedPacketHold,
+    Other,
+}
+
+pub fn owner(id: AccountId) -> Owner {
+    let raw = id.get() as i64;
+    match raw {
+        r if r == BANK_SETTLEMENT as i64 => Owner::BankSettlement,
+        r if r == FEE_INCOME as i64 => Owner::FeeIncome,
+        r if r == RED_PACKET_HOLD as i64 => Owner::RedPacketHold,
+        r if r >= SLOTS_PER_PERSON => Owner::Person(r / SLOTS_PER_PERSON),
+        _ => Owner::Other,
+    }
+}

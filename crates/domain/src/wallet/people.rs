@@ -519,6 +519,11 @@ impl People {
         })
     }
 
+    /// How a person may be named to others: the masked phone.
+    pub fn phone_masked(&mut self, user_id: i64) -> Result<Option<String>, PeopleError> {
+        Ok(self.store.user(user_id)?.map(|user| user.phone_masked))
+    }
+
     /// The person's transfers, sent and received, newest first.
     pub fn transfers_of(
         &mut self,

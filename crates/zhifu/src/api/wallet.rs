@@ -176,3 +176,53 @@ pub fn csv_response(csv: String) -> axum::response::Response {
     )
         .into_response()
 }
+
+/// `GET /api/v1/receipts/{transfer_id}`: one entry of the person's statement, with its other
+/// side named as the person may see it (a masked phone, "bank card", "fee"...).
+pub async fn receipt(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(transfer_id): axum::extract::Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    use zhifu_domain::wallet::chart::{Owner, owner};
+    let person = session_person(&state, &headers).await?;
+    let id = transfer_id
+        .parse::<u128>()
+        .ok()
+        .and_then(zhifu_ledger::TransferId::new)
+        .ok_or(ApiError::NotFound)?;
+    let transfer = state
+        .with_reader(move |reader| reader.transfer(id))
+        .await?
+        .map_err(|_| ApiError::Internal)?
+        .ok_or(ApiError::NotFound)?;
+    let wallet = wallet_account_id(person.user_id);
+    // Someone else's transfer does not exist, as far as this person can tell.
+    if transfer.debit_account_id != wallet && transfer.credit_account_id != wallet {
+        return Err(ApiError::NotFound);
+    }
+    let entry = zhifu_store::StatementEntry::from_transfer(wallet, transfer);
+    let counterparty = match owner(entry.counterparty_account_id) {
+        Owner::Person(user_id) => state
+            .with_people(move |people| people.phone_masked(user_id))
+            .await??
+            .unwrap_or_else(|| "?".into()),
+        Owner::BankSettlement => "bank card".into(),
+        Owner::FeeIncome => "fee".into(),
+        Owner::RedPacketHold => "red packet".into(),
+        Owner::Other => "zhifu".into(),
+    };
+    let signed_minor = match entry.side {
+        Side::Credit => i128::from(entry.amount_minor),
+        Side::Debit => -i128::from(entry.amount_minor),
+    };
+    Ok(Json(json!({
+        "transfer_id": entry.transfer_id.get().to_string(),
+        "at": rfc3339_from_ms(entry.timestamp_ns / 1_000_000),
+        "code": entry.code,
+        "amount_minor": signed_minor,
+        "counterparty": counterparty,
+        "balance_after_minor": entry.balances_after.posted_net_minor(),
+        "reference": entry.reference.as_ref().map(|r| r.as_str()),
+    })))
+}

@@ -92,6 +92,59 @@ fn a_transfer_waits_for_its_payee() {
         (200, Some("accepted"))
     );
     assert_eq!(balance(&server, &bob), (12_000, 12_000));
+
+    // Receipts: each side sees the other masked; nobody else sees it at all.
+    let statement = server
+        .send("GET", "/api/v1/wallet/statement", "", Some(&alice))
+        .json();
+    let entries = statement["entries"].as_array().unwrap();
+    let paid = entries
+        .iter()
+        .find(|e| e["amount_minor"] == -12_000)
+        .expect("the accepted transfer");
+    let paid_id = paid["transfer_id"].as_str().unwrap();
+    let receipt = server.send(
+        "GET",
+        &format!("/api/v1/receipts/{paid_id}"),
+        "",
+        Some(&alice),
+    );
+    assert_eq!(receipt.status, 200, "{}", receipt.body);
+    assert_eq!(receipt.json()["counterparty"], "139****5678");
+    let theirs = server.send(
+        "GET",
+        &format!("/api/v1/receipts/{paid_id}"),
+        "",
+        Some(&bob),
+    );
+    assert_eq!(theirs.json()["counterparty"], "138****5678");
+    assert_eq!(theirs.json()["amount_minor"], 12_000);
+    let top_up = entries.iter().find(|e| e["code"] == 1).expect("the top-up");
+    let top_up_id = top_up["transfer_id"].as_str().unwrap();
+    let mine = server.send(
+        "GET",
+        &format!("/api/v1/receipts/{top_up_id}"),
+        "",
+        Some(&alice),
+    );
+    assert_eq!(mine.json()["counterparty"], "bank card");
+    let not_bobs = server.send(
+        "GET",
+        &format!("/api/v1/receipts/{top_up_id}"),
+        "",
+        Some(&bob),
+    );
+    assert_eq!(
+        (not_bobs.status, not_bobs.code()),
+        (404, "NOT_FOUND".into())
+    );
+    assert_eq!(
+        server
+            .send("GET", "/api/v1/receipts/not-a-number", "", Some(&bob))
+            .status,
+        404
+    );
+
     let again = server.send(
         "POST",
         &format!("/api/v1/transfers/{id}/return"),
