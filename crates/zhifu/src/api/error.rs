@@ -153,9 +153,15 @@ impl IntoResponse for ApiError {
             eprintln!("zhifu serve: {code}: {:?}", ErrorKind(&self));
         }
         let mut body = serde_json::json!({ "code": code, "message": self.message() });
-        if let ApiError::People(PeopleError::Pin(PinError::Locked { until_ms })) = self {
+        // A locked PIN says until when, whichever call met the lock.
+        let people = match &self {
+            ApiError::People(e) | ApiError::P2p(P2pError::People(e)) => Some(e),
+            ApiError::RedPacket(RedPacketServiceError::People(e)) => Some(e),
+            _ => None,
+        };
+        if let Some(PeopleError::Pin(PinError::Locked { until_ms })) = people {
             body["detail"] =
-                serde_json::json!({ "locked_until": super::time::rfc3339_from_ms(until_ms) });
+                serde_json::json!({ "locked_until": super::time::rfc3339_from_ms(*until_ms) });
         }
         (status, axum::Json(body)).into_response()
     }
