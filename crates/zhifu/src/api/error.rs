@@ -37,6 +37,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The stable code, for edges that word errors themselves (the web pages).
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND"),

@@ -113,9 +113,10 @@ pub async fn unbind_card(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A top-up or a withdrawal: money between the wallet and one of its cards.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TopUpRequest {
+pub struct CardMoneyRequest {
     card_token: String,
     amount_minor: u64,
     pin: String,
@@ -125,34 +126,12 @@ pub struct TopUpRequest {
 pub async fn top_up(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<TopUpRequest>, JsonRejection>,
+    body: Result<Json<CardMoneyRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let key = idempotency_key(&headers)?;
     let Json(request) = body?;
     let person = session_person(&state, &headers).await?;
-    let now_ms = state.now_ms();
-    let user_id = person.user_id;
-    let (pin, token) = (request.pin, request.card_token);
-    // The PIN and the card, under the people lock; the bank call outside it.
-    let card = state
-        .with_people(move |people| {
-            people.check_pin(user_id, &pin, now_ms)?;
-            people.card(user_id, &token)
-        })
-        .await??;
-    let (bank, engine) = (state.bank(), state.engine_shared());
-    let done = tokio::task::spawn_blocking(move || {
-        domain_top_up(
-            bank.as_ref(),
-            &engine,
-            user_id,
-            &card,
-            request.amount_minor,
-            &key,
-        )
-    })
-    .await
-    .map_err(|_| ApiError::Internal)??;
+    let done = top_up_flow(&state, person.user_id, request, key).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -203,25 +182,60 @@ pub async fn withdrawal_quote(
     Ok(Json(quote_json(&quote)))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WithdrawalRequest {
-    card_token: String,
-    amount_minor: u64,
-    pin: String,
-}
-
 /// `POST /api/v1/withdrawals` with an `Idempotency-Key`: money out to a bound card.
 pub async fn withdraw(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<WithdrawalRequest>, JsonRejection>,
+    body: Result<Json<CardMoneyRequest>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let key = idempotency_key(&headers)?;
     let Json(request) = body?;
     let person = session_person(&state, &headers).await?;
+    let done = withdraw_flow(&state, person.user_id, request, key).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "transfer_id": done.transfer_id.get().to_string(),
+            "quote": quote_json(&done.quote),
+        })),
+    ))
+}
+
+/// A top-up as every edge does it: the PIN and the card under the people lock, the bank and
+/// the ledger outside it.
+pub async fn top_up_flow(
+    state: &AppState,
+    user_id: i64,
+    request: CardMoneyRequest,
+    key: IdempotencyKey,
+) -> Result<zhifu_domain::wallet::funding::TopUp, ApiError> {
     let now_ms = state.now_ms();
-    let user_id = person.user_id;
+    let (pin, token) = (request.pin, request.card_token);
+    let card = state
+        .with_people(move |people| {
+            people.check_pin(user_id, &pin, now_ms)?;
+            people.card(user_id, &token)
+        })
+        .await??;
+    let (bank, engine) = (state.bank(), state.engine_shared());
+    let amount_minor = request.amount_minor;
+    let done = tokio::task::spawn_blocking(move || {
+        domain_top_up(bank.as_ref(), &engine, user_id, &card, amount_minor, &key)
+    })
+    .await
+    .map_err(|_| ApiError::Internal)??;
+    Ok(done)
+}
+
+/// A withdrawal as every edge does it: PIN, card and the quota share under the people lock;
+/// the holds, the bank and the settlement outside it; the share given back when nothing moved.
+pub async fn withdraw_flow(
+    state: &AppState,
+    user_id: i64,
+    request: CardMoneyRequest,
+    key: IdempotencyKey,
+) -> Result<zhifu_domain::wallet::funding::Withdrawal, ApiError> {
+    let now_ms = state.now_ms();
     let policy = state.withdrawal_policy();
     let (pin, token, amount_minor) = (request.pin, request.card_token, request.amount_minor);
     let key_text = key.as_str().to_owned();
@@ -234,27 +248,34 @@ pub async fn withdraw(
         })
         .await??;
     let (bank, engine) = (state.bank(), state.engine_shared());
+    let release_key = key.clone();
     let result = tokio::task::spawn_blocking(move || {
         domain_withdraw(bank.as_ref(), &engine, user_id, &card, quote, &key)
     })
     .await
     .map_err(|_| ApiError::Internal)?;
     match result {
-        Ok(done) => Ok((
-            StatusCode::CREATED,
-            Json(json!({
-                "transfer_id": done.transfer_id.get().to_string(),
-                "quote": quote_json(&done.quote),
-            })),
-        )),
+        Ok(done) => Ok(done),
         Err(FundingError::Processing) => Err(FundingError::Processing.into()),
         Err(error) => {
             // Nothing moved: the quota share goes back.
-            let key = idempotency_key(&headers)?;
             state
-                .with_people(move |people| people.release_withdrawal_quota(user_id, key.as_str()))
+                .with_people(move |people| {
+                    people.release_withdrawal_quota(user_id, release_key.as_str())
+                })
                 .await??;
             Err(error.into())
+        }
+    }
+}
+
+impl CardMoneyRequest {
+    /// For the web pages, which parse yuan themselves.
+    pub fn new(card_token: String, amount_minor: u64, pin: String) -> CardMoneyRequest {
+        CardMoneyRequest {
+            card_token,
+            amount_minor,
+            pin,
         }
     }
 }

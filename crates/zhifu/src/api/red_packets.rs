@@ -41,25 +41,15 @@ pub async fn send(
         _ => return Err(ApiError::RedPacketKindInvalid),
     };
     let person = session_person(&state, &headers).await?;
-    let now_ms = state.now_ms();
-    let engine = state.engine_shared();
-    let packet = state
-        .with_people(move |people| {
-            people.check_pin(person.user_id, &request.pin, now_ms)?;
-            red_packets::send(
-                people,
-                &engine,
-                &RedPacketPolicy::default(),
-                &zhifu_domain::wallet::limits::LimitPolicy::default(),
-                person.user_id,
-                kind,
-                request.shares,
-                &key,
-                now_ms,
-                &mut crate::serve::OsRandom::new(),
-            )
-        })
-        .await??;
+    let packet = send_flow(
+        &state,
+        person.user_id,
+        kind,
+        request.shares,
+        request.pin,
+        key,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -96,4 +86,35 @@ impl From<RedPacketServiceError> for ApiError {
     fn from(e: RedPacketServiceError) -> ApiError {
         ApiError::RedPacket(e)
     }
+}
+
+/// A red packet as every edge sends it: the PIN, then the packet with the limits, together
+/// under the people lock.
+pub async fn send_flow(
+    state: &AppState,
+    sender_id: i64,
+    kind: RedPacketKind,
+    shares: u32,
+    pin: String,
+    key: zhifu_domain::wallet::funding::IdempotencyKey,
+) -> Result<zhifu_store::RedPacketRow, ApiError> {
+    let now_ms = state.now_ms();
+    let engine = state.engine_shared();
+    Ok(state
+        .with_people(move |people| {
+            people.check_pin(sender_id, &pin, now_ms)?;
+            red_packets::send(
+                people,
+                &engine,
+                &RedPacketPolicy::default(),
+                &zhifu_domain::wallet::limits::LimitPolicy::default(),
+                sender_id,
+                kind,
+                shares,
+                &key,
+                now_ms,
+                &mut crate::serve::OsRandom::new(),
+            )
+        })
+        .await??)
 }

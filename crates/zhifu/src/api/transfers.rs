@@ -55,23 +55,16 @@ pub async fn send(
     };
     let person = session_person(&state, &headers).await?;
     let now_ms = state.now_ms();
-    let engine = state.engine_shared();
-    let row = state
-        .with_people(move |people| {
-            people.check_pin(person.user_id, &request.pin, now_ms)?;
-            p2p::send(
-                people,
-                &engine,
-                &LimitPolicy::default(),
-                person.user_id,
-                &payee_phone,
-                request.amount_minor,
-                arrival,
-                &key,
-                now_ms,
-            )
-        })
-        .await??;
+    let row = send_flow(
+        &state,
+        person.user_id,
+        payee_phone,
+        request.amount_minor,
+        arrival,
+        request.pin,
+        key,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(transfer_json(&row, person.user_id, now_ms)),
@@ -149,4 +142,35 @@ impl From<P2pError> for ApiError {
     fn from(e: P2pError) -> ApiError {
         ApiError::P2p(e)
     }
+}
+
+/// A transfer as every edge sends it: the PIN, then the transfer with the limits, together
+/// under the people lock.
+pub async fn send_flow(
+    state: &AppState,
+    payer_id: i64,
+    payee_phone: Phone,
+    amount_minor: u64,
+    arrival: p2p::Arrival,
+    pin: String,
+    key: zhifu_domain::wallet::funding::IdempotencyKey,
+) -> Result<P2pRow, ApiError> {
+    let now_ms = state.now_ms();
+    let engine = state.engine_shared();
+    Ok(state
+        .with_people(move |people| {
+            people.check_pin(payer_id, &pin, now_ms)?;
+            p2p::send(
+                people,
+                &engine,
+                &LimitPolicy::default(),
+                payer_id,
+                &payee_phone,
+                amount_minor,
+                arrival,
+                &key,
+                now_ms,
+            )
+        })
+        .await??)
 }

@@ -5,6 +5,7 @@
 mod texts;
 
 use crate::api::error::ApiError;
+use crate::api::funding::CardMoneyRequest;
 use crate::api::wallet::{display, statement_page, wallet_account};
 use crate::serve::AppState;
 use askama::Template;
@@ -413,29 +414,20 @@ pub async fn transfer(
     let Some(key) = zhifu_domain::wallet::funding::IdempotencyKey::parse(&form.key) else {
         return failed(t.unavailable, &form);
     };
-    let now_ms = state.now_ms();
-    let engine = state.engine_shared();
-    let pin = form.pin.clone();
-    let sent = state
-        .with_people(move |people| {
-            people.check_pin(person.user_id, &pin, now_ms)?;
-            zhifu_domain::wallet::p2p::send(
-                people,
-                &engine,
-                &zhifu_domain::wallet::limits::LimitPolicy::default(),
-                person.user_id,
-                &payee,
-                amount_minor,
-                zhifu_domain::wallet::p2p::Arrival::Now,
-                &key,
-                now_ms,
-            )
-        })
-        .await;
+    let arrival = zhifu_domain::wallet::p2p::Arrival::Now;
+    let sent = crate::api::transfers::send_flow(
+        &state,
+        person.user_id,
+        payee,
+        amount_minor,
+        arrival,
+        form.pin.clone(),
+        key,
+    )
+    .await;
     match sent {
-        Ok(Ok(_)) => Redirect::to("/wallet").into_response(),
-        Ok(Err(e)) => failed(t.error(e.code()), &form),
-        Err(_) => failed(t.unavailable, &form),
+        Ok(_) => Redirect::to("/wallet").into_response(),
+        Err(e) => failed(t.error(e.code()), &form),
     }
 }
 
@@ -638,35 +630,10 @@ pub async fn top_up(
     let Some(key) = zhifu_domain::wallet::funding::IdempotencyKey::parse(&form.key) else {
         return topup_page_for(&state, t, user_id, Some(t.unavailable)).await;
     };
-    let now_ms = state.now_ms();
-    let (pin, token) = (form.pin, form.card_token);
-    let card = state
-        .with_people(move |people| {
-            people.check_pin(user_id, &pin, now_ms)?;
-            people.card(user_id, &token)
-        })
-        .await;
-    let card = match card {
-        Ok(Ok(card)) => card,
-        Ok(Err(e)) => return topup_page_for(&state, t, user_id, Some(t.error(e.code()))).await,
-        Err(_) => return topup_page_for(&state, t, user_id, Some(t.unavailable)).await,
-    };
-    let (bank, engine) = (state.bank(), state.engine_shared());
-    let done = tokio::task::spawn_blocking(move || {
-        zhifu_domain::wallet::funding::top_up(
-            bank.as_ref(),
-            &engine,
-            user_id,
-            &card,
-            amount_minor,
-            &key,
-        )
-    })
-    .await;
-    match done {
-        Ok(Ok(_)) => Redirect::to("/wallet").into_response(),
-        Ok(Err(e)) => topup_page_for(&state, t, user_id, Some(t.error(e.code()))).await,
-        Err(_) => topup_page_for(&state, t, user_id, Some(t.unavailable)).await,
+    let request = CardMoneyRequest::new(form.card_token, amount_minor, form.pin);
+    match crate::api::funding::top_up_flow(&state, user_id, request, key).await {
+        Ok(_) => Redirect::to("/wallet").into_response(),
+        Err(e) => topup_page_for(&state, t, user_id, Some(t.error(e.code()))).await,
     }
 }
 
@@ -766,7 +733,7 @@ pub async fn send_red_packet(
     LoggedIn(person): LoggedIn,
     Form(form): Form<RedPacketForm>,
 ) -> Response {
-    use zhifu_domain::wallet::red_packet::{RedPacketKind, RedPacketPolicy};
+    use zhifu_domain::wallet::red_packet::RedPacketKind;
     let t = lang(&headers, None).texts();
     let failed = |error: &'static str| {
         RedPacketPage {
@@ -796,36 +763,18 @@ pub async fn send_red_packet(
     let Some(key) = zhifu_domain::wallet::funding::IdempotencyKey::parse(&form.key) else {
         return failed(t.unavailable);
     };
-    let now_ms = state.now_ms();
-    let engine = state.engine_shared();
-    let pin = form.pin;
-    let sent = state
-        .with_people(move |people| {
-            people.check_pin(person.user_id, &pin, now_ms)?;
-            zhifu_domain::wallet::red_packets::send(
-                people,
-                &engine,
-                &RedPacketPolicy::default(),
-                &zhifu_domain::wallet::limits::LimitPolicy::default(),
-                person.user_id,
-                kind,
-                shares,
-                &key,
-                now_ms,
-                &mut crate::serve::OsRandom::new(),
-            )
-        })
-        .await;
+    let sent =
+        crate::api::red_packets::send_flow(&state, person.user_id, kind, shares, form.pin, key)
+            .await;
     match sent {
-        Ok(Ok(packet)) => RedPacketPage {
+        Ok(packet) => RedPacketPage {
             t,
             error: None,
             sent_link: Some(format!("/r/{}", packet.packet_id)),
             key: fresh_key(),
         }
         .into_response(),
-        Ok(Err(e)) => failed(t.error(e.code())),
-        Err(_) => failed(t.unavailable),
+        Err(e) => failed(t.error(e.code())),
     }
 }
 
@@ -1002,43 +951,10 @@ pub async fn withdraw(
     let Some(key) = zhifu_domain::wallet::funding::IdempotencyKey::parse(&form.key) else {
         return failed(t.unavailable);
     };
-    let now_ms = state.now_ms();
-    let policy = state.withdrawal_policy();
-    let (pin, token, key_text) = (form.pin, form.card_token, key.as_str().to_owned());
-    let prepared = state
-        .with_people(move |people| {
-            people.check_pin(user_id, &pin, now_ms)?;
-            let card = people.card(user_id, &token)?;
-            let quote = people.quote_withdrawal(user_id, &key_text, amount_minor, &policy)?;
-            Ok::<_, zhifu_domain::wallet::people::PeopleError>((card, quote))
-        })
-        .await;
-    let (card, quote) = match prepared {
-        Ok(Ok(prepared)) => prepared,
-        Ok(Err(e)) => return failed(t.error(e.code())),
-        Err(_) => return failed(t.unavailable),
-    };
-    let (bank, engine) = (state.bank(), state.engine_shared());
-    let release_key = key.clone();
-    let done = tokio::task::spawn_blocking(move || {
-        zhifu_domain::wallet::funding::withdraw(bank.as_ref(), &engine, user_id, &card, quote, &key)
-    })
-    .await;
-    match done {
-        Ok(Ok(_)) => Redirect::to("/wallet").into_response(),
-        Ok(Err(zhifu_domain::wallet::funding::FundingError::Processing)) => {
-            failed(t.error("PROCESSING"))
-        }
-        Ok(Err(e)) => {
-            // Nothing moved: the quota share goes back.
-            let _ = state
-                .with_people(move |people| {
-                    people.release_withdrawal_quota(user_id, release_key.as_str())
-                })
-                .await;
-            failed(t.error(e.code()))
-        }
-        Err(_) => failed(t.unavailable),
+    let request = CardMoneyRequest::new(form.card_token, amount_minor, form.pin);
+    match crate::api::funding::withdraw_flow(&state, user_id, request, key).await {
+        Ok(_) => Redirect::to("/wallet").into_response(),
+        Err(e) => failed(t.error(e.code())),
     }
 }
 
