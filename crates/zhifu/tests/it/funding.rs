@@ -43,15 +43,7 @@ fn top_up(
     pin: &str,
 ) -> crate::support::Response {
     let body = format!(r#"{{"card_token":"{card}","amount_minor":{amount},"pin":"{pin}"}}"#);
-    let key_header = key
-        .map(|k| format!("Idempotency-Key: {k}\r\n"))
-        .unwrap_or_default();
-    server.request(&format!(
-        "POST /api/v1/top-ups HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
-         {key_header}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        server.address,
-        body.len()
-    ))
+    server.send_keyed("POST", "/api/v1/top-ups", token, key, &body)
 }
 
 fn balance_minor(server: &Server, token: &str) -> i64 {
@@ -295,12 +287,7 @@ fn withdraw(
     amount: u64,
 ) -> crate::support::Response {
     let body = format!(r#"{{"card_token":"{card}","amount_minor":{amount},"pin":"{PIN}"}}"#);
-    server.request(&format!(
-        "POST /api/v1/withdrawals HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
-         Idempotency-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        server.address,
-        body.len()
-    ))
+    server.send_keyed("POST", "/api/v1/withdrawals", token, Some(key), &body)
 }
 
 #[test]

@@ -165,12 +165,7 @@ fn the_payment_pin_locks_out_and_the_lock_survives_a_restart() {
     assert!(locked.json()["detail"]["locked_until"].as_str().is_some());
     // A payment that meets the lock says the same, with the same detail.
     let body = r#"{"to_phone":"13912345678","amount_minor":100,"pin":"802514"}"#;
-    let payment = server.request(&format!(
-        "POST /api/v1/transfers HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
-         Idempotency-Key: pay-1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        server.address,
-        body.len()
-    ));
+    let payment = server.send_keyed("POST", "/api/v1/transfers", &token, Some("pay-1"), body);
     assert_eq!(
         (payment.status, payment.code()),
         (429, "PIN_LOCKED".into()),

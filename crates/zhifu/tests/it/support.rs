@@ -115,6 +115,27 @@ impl Server {
         ))
     }
 
+    /// A money-moving call: a JSON body, the session token, and an `Idempotency-Key` unless
+    /// `key` is `None` (to test its absence).
+    pub fn send_keyed(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        key: Option<&str>,
+        body: &str,
+    ) -> Response {
+        let key_header = key
+            .map(|k| format!("Idempotency-Key: {k}\r\n"))
+            .unwrap_or_default();
+        self.request(&format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
+             {key_header}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.address,
+            body.len()
+        ))
+    }
+
     /// Everything the server wrote to its standard error so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data.path().join("stderr.log")).unwrap_or_default()

@@ -45,12 +45,7 @@ fn keyed(
     key: &str,
     body: &str,
 ) -> crate::support::Response {
-    server.request(&format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\n\
-         Idempotency-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        server.address,
-        body.len()
-    ))
+    server.send_keyed(method, path, token, Some(key), body)
 }
 
 fn balance(server: &Server, token: &str) -> (i64, i64) {
