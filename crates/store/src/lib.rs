@@ -24,15 +24,17 @@ mod postgres;
 mod rows;
 mod sqlite;
 mod wallet;
+mod wallet_db;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineError};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use wallet::{
-    CardRow, IdentityRow, NewUser, P2pRow, PinRow, RedPacketRow, SessionRow, ShareRow, UserRow,
-    WalletStore,
+    CardRow, IdentityRow, NewUser, P2pRow, PinRow, RedPacketRow, SessionRow, ShareRow,
+    SqliteWalletStore, UserRow, WalletStore,
 };
+pub use wallet_db::{BatchStep, WalletDb};
 
 use std::path::PathBuf;
 use zhifu_ledger::{

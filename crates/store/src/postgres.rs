@@ -37,6 +37,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0007_red_packets.sql"),
     ),
     (8, include_str!("../migrations/postgres/0008_p2p_delay.sql")),
+    (
+        9,
+        include_str!("../migrations/postgres/0009_usage_indexes.sql"),
+    ),
 ];
 
 pub struct PostgresStore {

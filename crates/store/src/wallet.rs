@@ -5,8 +5,9 @@
 //! Secrets arrive already protected: the phone as a keyed lookup hash plus a masked form, the
 //! password as an Argon2id PHC string, the session token as its SHA-256.
 
+use crate::wallet_db::BatchStep;
 use crate::{PostgresStore, StoreConfig, StoreError};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
@@ -17,6 +18,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/sqlite/wallet_0005.sql")),
     (6, include_str!("../migrations/sqlite/wallet_0006.sql")),
     (7, include_str!("../migrations/sqlite/wallet_0007.sql")),
+    (8, include_str!("../migrations/sqlite/wallet_0008.sql")),
 ];
 
 /// A person to create.
@@ -112,6 +114,9 @@ pub struct ShareRow {
 
 /// What the wallet needs to remember outside the ledger.
 pub trait WalletStore: Send {
+    /// Brackets the batches of [`crate::WalletDb`]'s writer: a transaction per batch and a
+    /// savepoint per job.
+    fn batch_step(&mut self, step: BatchStep) -> Result<(), StoreError>;
     /// The new user's id, or `None` when the phone is taken (nothing is written then).
     fn user_create(&mut self, user: &NewUser) -> Result<Option<i64>, StoreError>;
     fn user_by_phone(&mut self, phone_lookup: &[u8]) -> Result<Option<UserRow>, StoreError>;
@@ -207,6 +212,7 @@ impl StoreConfig {
             )?),
             StoreConfig::Postgres { url, schema } => Box::new(PostgresWalletStore {
                 client: PostgresStore::open(url, schema.as_deref())?.into_client(),
+                in_batch: false,
             }),
         })
     }
@@ -225,9 +231,14 @@ impl SqliteWalletStore {
         let mut connection = Connection::open(path)?;
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            // mmap: readers see the writer's pages without copying them in again after each
+            // commit, which would otherwise empty their page caches.
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+             PRAGMA mmap_size = 268435456;",
         )?;
         crate::sqlite::migrate(&mut connection, SQLITE_MIGRATIONS)?;
+        // Every statement of the wallet stays prepared.
+        connection.set_prepared_statement_cache_capacity(96);
         Ok(SqliteWalletStore { connection })
     }
 }
@@ -243,6 +254,23 @@ fn user_row_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
 }
 
 impl WalletStore for SqliteWalletStore {
+    fn batch_step(&mut self, step: BatchStep) -> Result<(), StoreError> {
+        // Cached statements: these run several times per payment, and parsing them each time
+        // would cost more than the writes they bracket.
+        let statements: &[&str] = match step {
+            BatchStep::Begin => &["BEGIN IMMEDIATE"],
+            BatchStep::JobStart => &["SAVEPOINT job"],
+            BatchStep::JobKeep => &["RELEASE job"],
+            BatchStep::JobUndo => &["ROLLBACK TO job", "RELEASE job"],
+            BatchStep::Commit => &["COMMIT"],
+            BatchStep::Rollback => &["ROLLBACK"],
+        };
+        for statement in statements {
+            self.connection.prepare_cached(statement)?.execute([])?;
+        }
+        Ok(())
+    }
+
     fn user_create(&mut self, user: &NewUser) -> Result<Option<i64>, StoreError> {
         let id = self
             .connection
@@ -540,9 +568,8 @@ impl WalletStore for SqliteWalletStore {
         packet: &RedPacketRow,
         shares_minor: &[u64],
     ) -> Result<bool, StoreError> {
-        let tx = self
-            .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // A savepoint, so that this is atomic inside a writer's batch and outside one.
+        let tx = self.connection.savepoint()?;
         let inserted = tx.execute(
             "INSERT INTO red_packets (packet_id, sender_id, kind, total_minor, shares, created_ms, expires_ms) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (packet_id) DO NOTHING",
@@ -640,6 +667,8 @@ impl WalletStore for SqliteWalletStore {
 
 pub struct PostgresWalletStore {
     client: postgres::Client,
+    /// Inside a writer's batch, whose per-job savepoint makes each job atomic.
+    in_batch: bool,
 }
 
 fn user_row_postgres(row: &postgres::Row) -> UserRow {
@@ -653,6 +682,23 @@ fn user_row_postgres(row: &postgres::Row) -> UserRow {
 }
 
 impl WalletStore for PostgresWalletStore {
+    fn batch_step(&mut self, step: BatchStep) -> Result<(), StoreError> {
+        self.client.batch_execute(match step {
+            BatchStep::Begin => "BEGIN",
+            BatchStep::JobStart => "SAVEPOINT job",
+            BatchStep::JobKeep => "RELEASE SAVEPOINT job",
+            BatchStep::JobUndo => "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job",
+            BatchStep::Commit => "COMMIT",
+            BatchStep::Rollback => "ROLLBACK",
+        })?;
+        self.in_batch = match step {
+            BatchStep::Begin => true,
+            BatchStep::Commit | BatchStep::Rollback => false,
+            _ => self.in_batch,
+        };
+        Ok(())
+    }
+
     fn user_create(&mut self, user: &NewUser) -> Result<Option<i64>, StoreError> {
         let row = self.client.query_opt(
             "INSERT INTO users (phone_lookup, phone_masked, password_hash, created_ms) \
@@ -915,31 +961,13 @@ impl WalletStore for PostgresWalletStore {
         packet: &RedPacketRow,
         shares_minor: &[u64],
     ) -> Result<bool, StoreError> {
+        if self.in_batch {
+            return insert_red_packet_postgres(&mut self.client, packet, shares_minor);
+        }
         let mut tx = self.client.transaction()?;
-        let inserted = tx.execute(
-            "INSERT INTO red_packets (packet_id, sender_id, kind, total_minor, shares, created_ms, expires_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (packet_id) DO NOTHING",
-            &[
-                &packet.packet_id,
-                &packet.sender_id,
-                &packet.kind,
-                &to_i64(packet.total_minor)?,
-                &(packet.shares as i32),
-                &packet.created_ms,
-                &packet.expires_ms,
-            ],
-        )?;
-        if inserted == 0 {
-            return Ok(false);
-        }
-        for (index, amount_minor) in shares_minor.iter().enumerate() {
-            tx.execute(
-                "INSERT INTO red_packet_shares (packet_id, share_index, amount_minor) VALUES ($1, $2, $3)",
-                &[&packet.packet_id, &(index as i32), &to_i64(*amount_minor)?],
-            )?;
-        }
+        let inserted = insert_red_packet_postgres(&mut tx, packet, shares_minor)?;
         tx.commit()?;
-        Ok(true)
+        Ok(inserted)
     }
 
     fn red_packet(&mut self, packet_id: &str) -> Result<Option<RedPacketRow>, StoreError> {
@@ -1007,6 +1035,36 @@ impl WalletStore for PostgresWalletStore {
 
 const P2P_COLUMNS: &str =
     "transfer_id, payer_id, payee_id, amount_minor, created_ms, expires_ms, state, arrives_ms";
+
+fn insert_red_packet_postgres(
+    client: &mut impl postgres::GenericClient,
+    packet: &RedPacketRow,
+    shares_minor: &[u64],
+) -> Result<bool, StoreError> {
+    let inserted = client.execute(
+        "INSERT INTO red_packets (packet_id, sender_id, kind, total_minor, shares, created_ms, expires_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (packet_id) DO NOTHING",
+        &[
+            &packet.packet_id,
+            &packet.sender_id,
+            &packet.kind,
+            &to_i64(packet.total_minor)?,
+            &(packet.shares as i32),
+            &packet.created_ms,
+            &packet.expires_ms,
+        ],
+    )?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    for (index, amount_minor) in shares_minor.iter().enumerate() {
+        client.execute(
+            "INSERT INTO red_packet_shares (packet_id, share_index, amount_minor) VALUES ($1, $2, $3)",
+            &[&packet.packet_id, &(index as i32), &to_i64(*amount_minor)?],
+        )?;
+    }
+    Ok(true)
+}
 
 fn p2p_row_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<P2pRow> {
     Ok(P2pRow {

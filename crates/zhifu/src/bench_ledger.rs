@@ -59,7 +59,7 @@ const HOT: u64 = 2;
 const SETUP_REQUEST_LEN: u64 = 8_000;
 
 /// A temporary database that is removed when dropped.
-enum TempStore {
+pub(crate) enum TempStore {
     Sqlite {
         config: StoreConfig,
         _directory: tempfile::TempDir,
@@ -72,8 +72,8 @@ enum TempStore {
 }
 
 impl TempStore {
-    fn create(args: &Args) -> anyhow::Result<TempStore> {
-        if args.store == "sqlite" {
+    pub(crate) fn create(store: &str, database_url: Option<&str>) -> anyhow::Result<TempStore> {
+        if store == "sqlite" {
             let directory = tempfile::Builder::new().prefix("zhifu-bench-").tempdir()?;
             let config = StoreConfig::Sqlite {
                 path: directory.path().join("ledger.sqlite"),
@@ -83,7 +83,7 @@ impl TempStore {
                 _directory: directory,
             });
         }
-        let url = args.database_url.clone().or_else(PostgresStore::url_from_env).context(
+        let url = database_url.map(str::to_owned).or_else(PostgresStore::url_from_env).context(
             "--store postgres needs --database-url, or PGHOST etc. in the environment (pg_virtualenv sets them)",
         )?;
         let schema = format!("zhifu_bench_{:012x}", rand::random::<u64>() >> 16);
@@ -98,7 +98,7 @@ impl TempStore {
         })
     }
 
-    fn config(&self) -> &StoreConfig {
+    pub(crate) fn config(&self) -> &StoreConfig {
         match self {
             TempStore::Sqlite { config, .. } | TempStore::Postgres { config, .. } => config,
         }
@@ -118,7 +118,7 @@ impl Drop for TempStore {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let store = TempStore::create(&args)?;
+    let store = TempStore::create(&args.store, args.database_url.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

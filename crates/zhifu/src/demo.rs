@@ -52,7 +52,7 @@ pub fn seed(state: &AppState) -> anyhow::Result<()> {
     bank.set_mode(BankMode::Normal);
     for person in &PEOPLE {
         let phone = Phone::parse(person.phone)?;
-        let mut people = state.people_blocking();
+        let people = state.people_blocking();
         let user_id = match people.user_id_by_phone(&phone)? {
             Some(user_id) => user_id,
             None => people.sign_up(&phone, PASSWORD, now_ms)?.user_id,

@@ -2,6 +2,7 @@
 //! the terminal, HTTP, JSON and HTML; everything it runs lives in the library crates.
 
 mod api;
+mod bench_api;
 mod bench_ledger;
 mod demo;
 mod serve;
@@ -29,11 +30,14 @@ enum Command {
 enum Bench {
     /// The ledger engine against a naive one-transaction-per-transfer ledger.
     Ledger(bench_ledger::Args),
+    /// Wallet-to-wallet payments over HTTP against a trivial endpoint's rate (the ceiling).
+    Api(bench_api::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => serve::run(args),
         Command::Bench(Bench::Ledger(args)) => bench_ledger::run(args),
+        Command::Bench(Bench::Api(args)) => bench_api::run(args),
     }
 }

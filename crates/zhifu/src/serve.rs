@@ -61,8 +61,9 @@ const SESSION_TTL_MS: i64 = 12 * 3_600_000;
 pub struct AppState {
     engine: Arc<Engine>,
     store_name: &'static str,
-    /// Synchronous and short (one Argon2id hash at most): called on the blocking pool.
-    people: Arc<Mutex<People>>,
+    /// Synchronous and short (one Argon2id hash at most): called on the blocking pool, each
+    /// call with its own clone (they share the wallet's connections and its writer).
+    people: People,
     /// A read connection to the ledger (balances, statements), also on the blocking pool.
     reader: Arc<Mutex<Box<dyn zhifu_store::Store>>>,
     bank: Arc<SimulatedBank>,
@@ -106,10 +107,8 @@ impl AppState {
     }
 
     /// The people service, from a thread that may block (start-up, the demo seed).
-    pub fn people_blocking(&self) -> std::sync::MutexGuard<'_, People> {
-        self.people
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    pub fn people_blocking(&self) -> People {
+        self.people.clone()
     }
 
     /// Runs `f` on the blocking pool with the people service.
@@ -117,15 +116,10 @@ impl AppState {
         &self,
         f: impl FnOnce(&mut People) -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let people = self.people.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut people = people
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&mut people)
-        })
-        .await
-        .map_err(|_| ApiError::Internal)
+        let mut people = self.people.clone();
+        tokio::task::spawn_blocking(move || f(&mut people))
+            .await
+            .map_err(|_| ApiError::Internal)
     }
 }
 
@@ -164,7 +158,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         EngineConfig::default(),
     )?);
     let secret = server_secret(&args.data_dir)?;
-    let people = People::new(config.open_wallet()?, &secret, SESSION_TTL_MS);
+    let people = People::open(&config, &secret, SESSION_TTL_MS)?;
     let opened = engine.open_accounts(zhifu_domain::wallet::chart::institution_accounts())?;
     anyhow::ensure!(
         opened
@@ -175,7 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let state = AppState {
         engine: engine.clone(),
         store_name: config.name(),
-        people: Arc::new(Mutex::new(people)),
+        people,
         reader: Arc::new(Mutex::new(config.open()?)),
         bank: Arc::new(SimulatedBank::new(&zhifu_domain::derive_key(
             &secret,

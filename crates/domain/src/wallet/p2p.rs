@@ -134,10 +134,10 @@ impl From<zhifu_store::StoreError> for P2pError {
 }
 
 /// Sends `amount_minor` from the payer to whoever has `payee_phone`, held until accepted.
-/// Runs under the people lock, so the payer's limits hold against concurrent transfers.
+/// Runs under the payer's person lock, so the limits hold against concurrent payments.
 #[allow(clippy::too_many_arguments)]
 pub fn send(
-    people: &mut People,
+    people: &People,
     engine: &Engine,
     limits: &LimitPolicy,
     payer_id: i64,
@@ -158,7 +158,8 @@ pub fn send(
     }
     let transfer_id = derived_transfer_id("p2p", payer_id, key);
     let id_text = transfer_id.get().to_string();
-    if let Some(existing) = people.store().p2p(&id_text)? {
+    let _serial = people.lock_person(payer_id);
+    if let Some(existing) = people.db().read(|s| s.p2p(&id_text))? {
         return match existing.payee_id == payee_id && existing.amount_minor == amount_minor {
             true => Ok(existing),
             false => Err(P2pError::KeyReused),
@@ -204,13 +205,14 @@ pub fn send(
         expires_ms: now_ms + arrival.delay_ms() + HOLD_MS,
         state: "held".into(),
     };
-    people.store().p2p_insert(&row)?;
+    let inserted = row.clone();
+    people.db().write_plain(move |s| s.p2p_insert(&inserted))?;
     Ok(row)
 }
 
 /// The payee takes the money (`accept`) or sends it back (`!accept`).
 pub fn resolve(
-    people: &mut People,
+    people: &People,
     engine: &Engine,
     payee_id: i64,
     transfer_id: &str,
@@ -218,8 +220,8 @@ pub fn resolve(
     now_ms: i64,
 ) -> Result<P2pRow, P2pError> {
     let row = people
-        .store()
-        .p2p(transfer_id)?
+        .db()
+        .read(|s| s.p2p(transfer_id))?
         .filter(|row| row.payee_id == payee_id)
         .ok_or(P2pError::NotFound)?;
     let target = if accept { "accepted" } else { "returned" };
@@ -237,15 +239,15 @@ pub fn resolve(
 
 /// The payer takes back a delayed transfer before it arrives.
 pub fn cancel(
-    people: &mut People,
+    people: &People,
     engine: &Engine,
     payer_id: i64,
     transfer_id: &str,
     now_ms: i64,
 ) -> Result<P2pRow, P2pError> {
     let row = people
-        .store()
-        .p2p(transfer_id)?
+        .db()
+        .read(|s| s.p2p(transfer_id))?
         .filter(|row| row.payer_id == payer_id)
         .ok_or(P2pError::NotFound)?;
     if row.state == "cancelled" {
@@ -261,14 +263,16 @@ pub fn cancel(
 }
 
 fn void_or_post(
-    people: &mut People,
+    people: &People,
     engine: &Engine,
     mut row: P2pRow,
     transfer_id: &str,
     accept: bool,
-    target: &str,
+    target: &'static str,
 ) -> Result<P2pRow, P2pError> {
     let payee_id = row.payee_id;
+    // Accept, return and cancel of one transfer, one at a time.
+    let _serial = people.lock_person(row.payer_id);
     let pending_id =
         zhifu_ledger::TransferId::new(transfer_id.parse().map_err(|_| P2pError::NotFound)?)
             .ok_or(P2pError::NotFound)?;
@@ -294,15 +298,22 @@ fn void_or_post(
         [TransferCode::Ok | TransferCode::Exists] => {}
         // The ledger's clock sent it back already.
         [TransferCode::PendingExpired | TransferCode::PendingAlreadyVoided] => {
-            people.store().p2p_set_state(transfer_id, "returned")?;
+            set_state(people, transfer_id, "returned")?;
             return Err(P2pError::NotHeld);
         }
         [code] => return Err(P2pError::Ledger(*code)),
         _ => unreachable!("one transfer, one code"),
     }
-    people.store().p2p_set_state(transfer_id, target)?;
+    set_state(people, transfer_id, target)?;
     row.state = target.into();
     Ok(row)
+}
+
+fn set_state(people: &People, transfer_id: &str, state: &'static str) -> Result<(), P2pError> {
+    let transfer_id = transfer_id.to_owned();
+    Ok(people
+        .db()
+        .write_plain(move |s| s.p2p_set_state(&transfer_id, state))?)
 }
 
 /// What a listing shows: a delayed transfer before it arrives is scheduled; a held one past

@@ -18,11 +18,16 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use hmac::{KeyInit, Mac};
 use sha2::Digest;
 use std::fmt;
-use zhifu_store::{CardRow, IdentityRow, NewUser, StoreError, WalletStore};
+use std::sync::{Arc, Mutex, MutexGuard};
+use zhifu_store::{CardRow, IdentityRow, NewUser, StoreConfig, StoreError, WalletDb};
 
 /// Login passwords: long enough to resist guessing, short enough to bound hashing work.
 pub const PASSWORD_LEN_MIN: usize = 8;
 pub const PASSWORD_LEN_MAX: usize = 128;
+/// Read connections to the wallet's records.
+const WALLET_READERS_LEN: usize = 4;
+/// Stripes of [`People::lock_person`]: enough that two busy people rarely share one.
+const PERSON_LOCKS_LEN: usize = 1024;
 /// Bytes of randomness in a session token.
 const TOKEN_LEN: usize = 32;
 
@@ -148,8 +153,15 @@ impl fmt::Debug for Session {
     }
 }
 
+/// The people service. Cheap to clone: each request may hold its own, and all share one
+/// [`WalletDb`] (its readers and its batching writer) and one set of person locks.
+#[derive(Clone)]
 pub struct People {
-    store: Box<dyn WalletStore>,
+    db: Arc<WalletDb>,
+    /// Striped locks for what reads a person's records and then writes on their behalf
+    /// across stores (limits checked, then a ledger transfer, then a row): see
+    /// [`People::lock_person`].
+    person_locks: Arc<Vec<Mutex<()>>>,
     phone_key: Vec<u8>,
     id_key: Vec<u8>,
     pin_hasher: PinHasher,
@@ -163,7 +175,7 @@ pub struct People {
 impl People {
     /// `secret` is the server's secret of at least 32 bytes; each use gets its own key
     /// derived from it.
-    pub fn new(store: Box<dyn WalletStore>, secret: &[u8], session_ttl_ms: i64) -> People {
+    pub fn new(db: Arc<WalletDb>, secret: &[u8], session_ttl_ms: i64) -> People {
         assert!(
             secret.len() >= 32,
             "the server secret has at least 256 bits"
@@ -171,7 +183,8 @@ impl People {
         assert!(session_ttl_ms > 0);
         let decoy_hash = hash_password("decoy password, never anyone's");
         People {
-            store,
+            db,
+            person_locks: Arc::new((0..PERSON_LOCKS_LEN).map(|_| Mutex::new(())).collect()),
             phone_key: derive_key(secret, "phone lookup"),
             id_key: derive_key(secret, "id number lookup"),
             pin_hasher: PinHasher::new(&derive_key(secret, "payment pin")),
@@ -181,8 +194,42 @@ impl People {
         }
     }
 
+    /// Opens the wallet's records for `config` with a few read connections.
+    pub fn open(
+        config: &StoreConfig,
+        secret: &[u8],
+        session_ttl_ms: i64,
+    ) -> Result<People, StoreError> {
+        let db = WalletDb::open(config, WALLET_READERS_LEN)?;
+        Ok(People::new(Arc::new(db), secret, session_ttl_ms))
+    }
+
+    /// Serialises everything done on behalf of one person that checks their records and
+    /// then moves money (limits, then a ledger transfer, then the row that counts against
+    /// the limits). Hold one such lock (or one [`People::lock_packet`]) at a time, never two,
+    /// so that they cannot deadlock.
+    pub fn lock_person(&self, user_id: i64) -> MutexGuard<'_, ()> {
+        let index = (user_id.unsigned_abs() % PERSON_LOCKS_LEN as u64) as usize;
+        self.person_locks[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Serialises the grabs of one red packet, which pick the next free share.
+    pub fn lock_packet(&self, packet_id: &str) -> MutexGuard<'_, ()> {
+        // FNV-1a: stable and cheap; the ids are the server's own, not chosen by attackers.
+        let hash = packet_id
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+                (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+            });
+        self.person_locks[(hash % PERSON_LOCKS_LEN as u64) as usize]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     pub fn sign_up(
-        &mut self,
+        &self,
         phone: &Phone,
         password: &str,
         now_ms: i64,
@@ -194,18 +241,19 @@ impl People {
             password_hash: hash_password(password),
             created_ms: now_ms,
         };
+        let phone_masked = user.phone_masked.clone();
         let user_id = self
-            .store
-            .user_create(&user)?
+            .db
+            .write_plain(move |s| s.user_create(&user))?
             .ok_or(PeopleError::PhoneTaken)?;
         Ok(Person {
             user_id,
-            phone_masked: user.phone_masked,
+            phone_masked,
         })
     }
 
     pub fn log_in(
-        &mut self,
+        &self,
         phone: &Phone,
         password: &str,
         now_ms: i64,
@@ -214,7 +262,8 @@ impl People {
         if password.len() > PASSWORD_LEN_MAX {
             return Err(PeopleError::CredentialsWrong);
         }
-        let user = self.store.user_by_phone(&self.phone_lookup(phone))?;
+        let lookup = self.phone_lookup(phone);
+        let user = self.db.read(|s| s.user_by_phone(&lookup))?;
         let stored_hash = user
             .as_ref()
             .map_or(self.decoy_hash.as_str(), |u| u.password_hash.as_str());
@@ -227,8 +276,9 @@ impl People {
         random.fill(&mut token_bytes);
         let token = hex(&token_bytes);
         let expires_ms = now_ms.saturating_add(self.session_ttl_ms);
-        self.store
-            .session_create(&token_hash(&token), user.id, expires_ms)?;
+        let (hash, user_id) = (token_hash(&token), user.id);
+        self.db
+            .write_plain(move |s| s.session_create(&hash, user_id, expires_ms))?;
         Ok(Session {
             token,
             expires_ms,
@@ -240,27 +290,25 @@ impl People {
     }
 
     /// Who holds this token, if the session is alive.
-    pub fn session_person(&mut self, token: &str, now_ms: i64) -> Result<Person, PeopleError> {
+    pub fn session_person(&self, token: &str, now_ms: i64) -> Result<Person, PeopleError> {
         if !is_token_shaped(token) {
             return Err(PeopleError::SessionInvalid);
         }
-        let session = self
-            .store
-            .session(&token_hash(token))?
-            .filter(|s| now_ms < s.expires_ms)
-            .ok_or(PeopleError::SessionInvalid)?;
-        let user = self
-            .store
-            .user(session.user_id)?
-            .ok_or(PeopleError::SessionInvalid)?;
+        let hash = token_hash(token);
+        let user = self.db.read(|s| match s.session(&hash)? {
+            Some(session) if now_ms < session.expires_ms => s.user(session.user_id),
+            _ => Ok(None),
+        })?;
+        let user = user.ok_or(PeopleError::SessionInvalid)?;
         Ok(Person {
             user_id: user.id,
             phone_masked: user.phone_masked,
         })
     }
 
-    pub fn log_out(&mut self, token: &str) -> Result<(), PeopleError> {
-        if !is_token_shaped(token) || !self.store.session_delete(&token_hash(token))? {
+    pub fn log_out(&self, token: &str) -> Result<(), PeopleError> {
+        let hash = token_hash(token);
+        if !is_token_shaped(token) || !self.db.write_plain(move |s| s.session_delete(&hash))? {
             return Err(PeopleError::SessionInvalid);
         }
         Ok(())
@@ -268,15 +316,15 @@ impl People {
 
     /// Sets or changes the payment PIN; the login password proves it is the person.
     pub fn set_pin(
-        &mut self,
+        &self,
         user_id: i64,
         password: &str,
         pin_text: &str,
         random: &mut dyn Random,
     ) -> Result<(), PeopleError> {
         let user = self
-            .store
-            .user(user_id)?
+            .db
+            .read(|s| s.user(user_id))?
             .ok_or(PeopleError::SessionInvalid)?;
         if password.len() > 4 * PASSWORD_LEN_MAX || !password_matches(password, &user.password_hash)
         {
@@ -286,49 +334,53 @@ impl People {
         let mut salt = [0u8; 16];
         random.fill(&mut salt);
         let hash = self.pin_hasher.hash(&pin, &salt);
-        self.store.pin_set(user_id, &salt, &hash)?;
+        self.db
+            .write_plain(move |s| s.pin_set(user_id, &salt, &hash))?;
         Ok(())
     }
 
     /// Checks a PIN entered to pay. Every failure is stored before the answer, so the lockout
-    /// survives restarts and cannot be outrun by concurrent attempts (they are serialised here).
-    pub fn check_pin(
-        &mut self,
-        user_id: i64,
-        pin_text: &str,
-        now_ms: i64,
-    ) -> Result<(), PeopleError> {
-        let row = self.store.pin(user_id)?.ok_or(PeopleError::PinNotSet)?;
-        let attempts = PinAttempts {
-            failures: row.failures,
-            locked_until_ms: row.locked_until_ms,
-        };
-        attempts.check_unlocked(now_ms).map_err(PeopleError::Pin)?;
-        let right = Pin::parse(pin_text)
-            .map(|pin| self.pin_hasher.matches(&pin, &row.salt, &row.hash))
-            .unwrap_or(false);
-        let after = if right {
-            attempts.after_success()
-        } else {
-            attempts.after_failure(now_ms, &self.lockout)
-        };
-        if after != attempts {
-            self.store
-                .pin_attempts_save(user_id, after.failures, after.locked_until_ms)?;
+    /// survives restarts; failures are judged in the wallet's single writer against the row as
+    /// it is then, so concurrent attempts cannot outrun the lockout. The common case, the right
+    /// PIN with no failures to clear, only reads.
+    pub fn check_pin(&self, user_id: i64, pin_text: &str, now_ms: i64) -> Result<(), PeopleError> {
+        let pin = Pin::parse(pin_text).ok();
+        let row = self
+            .db
+            .read(|s| s.pin(user_id))?
+            .ok_or(PeopleError::PinNotSet)?;
+        let (before, after, right) =
+            judge_pin(&row, pin.as_ref(), &self.pin_hasher, &self.lockout, now_ms);
+        before.check_unlocked(now_ms).map_err(PeopleError::Pin)?;
+        if right && after == before {
+            return Ok(());
         }
-        if right {
-            Ok(())
-        } else {
-            Err(PeopleError::Pin(PinError::Wrong {
-                failures: after.failures,
-            }))
-        }
+        let (hasher, lockout) = (self.pin_hasher.clone(), self.lockout.clone());
+        let judged = self.db.write_plain(move |s| {
+            let Some(row) = s.pin(user_id)? else {
+                return Ok(Err(PeopleError::PinNotSet));
+            };
+            let (before, after, right) = judge_pin(&row, pin.as_ref(), &hasher, &lockout, now_ms);
+            if let Err(locked) = before.check_unlocked(now_ms) {
+                return Ok(Err(PeopleError::Pin(locked)));
+            }
+            if after != before {
+                s.pin_attempts_save(user_id, after.failures, after.locked_until_ms)?;
+            }
+            Ok(match right {
+                true => Ok(()),
+                false => Err(PeopleError::Pin(PinError::Wrong {
+                    failures: after.failures,
+                })),
+            })
+        })?;
+        judged
     }
 
     /// Real-name class I: a name and an ID number that passes its check (the external check,
     /// simulated). The real name cannot be changed afterwards, only confirmed.
     pub fn verify_identity(
-        &mut self,
+        &self,
         user_id: i64,
         name: &str,
         id_number: &IdNumber,
@@ -336,12 +388,6 @@ impl People {
     ) -> Result<IdentityRow, PeopleError> {
         let name_masked = mask_name(name)?;
         let id_lookup = self.id_lookup(id_number);
-        if let Some(known) = self.store.identity(user_id)? {
-            if known.id_lookup != id_lookup {
-                return Err(PeopleError::IdentityMismatch);
-            }
-            return Ok(known);
-        }
         let identity = IdentityRow {
             user_id,
             class: RealNameClass::ClassI.code().into(),
@@ -350,13 +396,22 @@ impl People {
             id_masked: id_number.masked(),
             verified_ms: now_ms,
         };
-        self.store.identity_save(&identity)?;
-        Ok(identity)
+        // Checked and saved in one write, so that two verifications cannot both save.
+        self.db.write_plain(move |s| {
+            Ok(match s.identity(user_id)? {
+                Some(known) if known.id_lookup == identity.id_lookup => Ok(known),
+                Some(_) => Err(PeopleError::IdentityMismatch),
+                None => {
+                    s.identity_save(&identity)?;
+                    Ok(identity)
+                }
+            })
+        })?
     }
 
     /// The person's real-name class.
-    pub fn class(&mut self, user_id: i64) -> Result<RealNameClass, PeopleError> {
-        Ok(match self.store.identity(user_id)? {
+    pub fn class(&self, user_id: i64) -> Result<RealNameClass, PeopleError> {
+        Ok(match self.db.read(|s| s.identity(user_id))? {
             None => RealNameClass::Unverified,
             Some(identity) => class_from_code(&identity.class),
         })
@@ -365,21 +420,18 @@ impl People {
     /// Binds a card after the bank's four-element check; the first card raises the person to
     /// class II. The holder must be the verified person, on this account's phone.
     pub fn bind_card(
-        &mut self,
+        &self,
         user_id: i64,
         card: &CardNumber,
         holder: &Holder<'_>,
         bank: &dyn Bank,
         now_ms: i64,
     ) -> Result<CardRow, PeopleError> {
-        let mut identity = self
-            .store
-            .identity(user_id)?
-            .ok_or(PeopleError::IdentityRequired)?;
-        let user = self
-            .store
-            .user(user_id)?
-            .ok_or(PeopleError::SessionInvalid)?;
+        let (identity, user) = self
+            .db
+            .read(|s| Ok((s.identity(user_id)?, s.user(user_id)?)))?;
+        let identity = identity.ok_or(PeopleError::IdentityRequired)?;
+        let user = user.ok_or(PeopleError::SessionInvalid)?;
         if identity.id_lookup != self.id_lookup(holder.id_number)
             || user.phone_lookup != self.phone_lookup(holder.phone)
         {
@@ -393,36 +445,40 @@ impl People {
             last_four: bound.last_four,
             bound_ms: now_ms,
         };
-        if !self.store.card_bind(&row)? {
-            return Err(PeopleError::CardAlreadyBound);
-        }
-        if class_from_code(&identity.class) < RealNameClass::ClassII {
-            identity.class = RealNameClass::ClassII.code().into();
-            self.store.identity_save(&identity)?;
-        }
-        Ok(row)
+        // The card and the class it brings, in one write.
+        self.db.write_plain(move |s| {
+            if !s.card_bind(&row)? {
+                return Ok(Err(PeopleError::CardAlreadyBound));
+            }
+            if let Some(mut identity) = s.identity(user_id)?
+                && class_from_code(&identity.class) < RealNameClass::ClassII
+            {
+                identity.class = RealNameClass::ClassII.code().into();
+                s.identity_save(&identity)?;
+            }
+            Ok(Ok(row))
+        })?
     }
 
-    pub fn cards(&mut self, user_id: i64) -> Result<Vec<CardRow>, PeopleError> {
-        Ok(self.store.cards(user_id)?)
+    pub fn cards(&self, user_id: i64) -> Result<Vec<CardRow>, PeopleError> {
+        Ok(self.db.read(|s| s.cards(user_id))?)
     }
 
     /// The person's bound card with this token.
-    pub fn card(&mut self, user_id: i64, token: &str) -> Result<CardRow, PeopleError> {
-        self.store
-            .cards(user_id)?
+    pub fn card(&self, user_id: i64, token: &str) -> Result<CardRow, PeopleError> {
+        self.db
+            .read(|s| s.cards(user_id))?
             .into_iter()
             .find(|card| card.token == token)
             .ok_or(PeopleError::CardNotFound)
     }
 
-    pub fn unbind_card(
-        &mut self,
-        user_id: i64,
-        token: &str,
-        now_ms: i64,
-    ) -> Result<(), PeopleError> {
-        match self.store.card_unbind(user_id, token, now_ms)? {
+    pub fn unbind_card(&self, user_id: i64, token: &str, now_ms: i64) -> Result<(), PeopleError> {
+        let token = token.to_owned();
+        match self
+            .db
+            .write_plain(move |s| s.card_unbind(user_id, &token, now_ms))?
+        {
             true => Ok(()),
             false => Err(PeopleError::CardNotFound),
         }
@@ -432,57 +488,62 @@ impl People {
     /// (shared by every account with the same ID number). A retry under the same key gets the
     /// same share back, so the quote never changes between attempts.
     pub fn quote_withdrawal(
-        &mut self,
+        &self,
         user_id: i64,
         key: &str,
         amount_minor: u64,
         policy: &WithdrawalPolicy,
     ) -> Result<WithdrawalQuote, PeopleError> {
-        let identity = self
-            .store
-            .identity(user_id)?
-            .ok_or(PeopleError::IdentityRequired)?;
         let quota_key = format!("{user_id}:{key}");
-        let free_minor = match self.store.quota_use(&quota_key)? {
-            Some(free_minor) => free_minor,
-            None => {
-                let used = self.store.quota_used(&identity.id_lookup)?;
-                let free_minor = policy.quote(amount_minor, used).free_minor;
-                self.store
-                    .quota_use_record(&quota_key, &identity.id_lookup, free_minor)?;
-                free_minor
-            }
-        };
-        // The share fixed above decides the quote: used = lifetime - share, whatever else
-        // happened to the quota since.
-        let used_for_quote = policy.free_quota_lifetime_minor.saturating_sub(free_minor);
-        let quote = policy.quote(amount_minor, used_for_quote);
-        Ok(WithdrawalQuote {
-            free_quota_left_after_minor: policy
-                .free_quota_lifetime_minor
-                .saturating_sub(self.store.quota_used(&identity.id_lookup)?),
-            ..quote
-        })
+        let policy = policy.clone();
+        // Read, decided and recorded in one write, so that two withdrawals of one person's
+        // accounts cannot both take the same part of the quota.
+        self.db.write_plain(move |s| {
+            let Some(identity) = s.identity(user_id)? else {
+                return Ok(Err(PeopleError::IdentityRequired));
+            };
+            let free_minor = match s.quota_use(&quota_key)? {
+                Some(free_minor) => free_minor,
+                None => {
+                    let used = s.quota_used(&identity.id_lookup)?;
+                    let free_minor = policy.quote(amount_minor, used).free_minor;
+                    s.quota_use_record(&quota_key, &identity.id_lookup, free_minor)?;
+                    free_minor
+                }
+            };
+            // The share fixed above decides the quote: used = lifetime - share, whatever
+            // else happened to the quota since.
+            let used_for_quote = policy.free_quota_lifetime_minor.saturating_sub(free_minor);
+            let quote = policy.quote(amount_minor, used_for_quote);
+            Ok(Ok(WithdrawalQuote {
+                free_quota_left_after_minor: policy
+                    .free_quota_lifetime_minor
+                    .saturating_sub(s.quota_used(&identity.id_lookup)?),
+                ..quote
+            }))
+        })?
     }
 
     /// What a withdrawal would cost now, reserving nothing: shown before the person confirms.
     pub fn preview_withdrawal(
-        &mut self,
+        &self,
         user_id: i64,
         amount_minor: u64,
         policy: &WithdrawalPolicy,
     ) -> Result<WithdrawalQuote, PeopleError> {
-        let identity = self
-            .store
-            .identity(user_id)?
-            .ok_or(PeopleError::IdentityRequired)?;
-        let used = self.store.quota_used(&identity.id_lookup)?;
-        Ok(policy.quote(amount_minor, used))
+        let used = self.db.read(|s| match s.identity(user_id)? {
+            Some(identity) => s.quota_used(&identity.id_lookup).map(Some),
+            None => Ok(None),
+        })?;
+        Ok(policy.quote(amount_minor, used.ok_or(PeopleError::IdentityRequired)?))
     }
 
     /// Gives back a failed withdrawal's share of the free quota.
-    pub fn release_withdrawal_quota(&mut self, user_id: i64, key: &str) -> Result<(), PeopleError> {
-        Ok(self.store.quota_use_release(&format!("{user_id}:{key}"))?)
+    pub fn release_withdrawal_quota(&self, user_id: i64, key: &str) -> Result<(), PeopleError> {
+        let quota_key = format!("{user_id}:{key}");
+        Ok(self
+            .db
+            .write_plain(move |s| s.quota_use_release(&quota_key))?)
     }
 
     fn id_lookup(&self, id_number: &IdNumber) -> Vec<u8> {
@@ -493,49 +554,51 @@ impl People {
     }
 
     /// Whose wallet this phone opens, if anyone's.
-    pub fn user_id_by_phone(&mut self, phone: &Phone) -> Result<Option<i64>, PeopleError> {
+    pub fn user_id_by_phone(&self, phone: &Phone) -> Result<Option<i64>, PeopleError> {
         let lookup = self.phone_lookup(phone);
-        Ok(self.store.user_by_phone(&lookup)?.map(|user| user.id))
+        Ok(self
+            .db
+            .read(|s| s.user_by_phone(&lookup))?
+            .map(|user| user.id))
     }
 
     /// What the person has paid from the balance (transfers and red packets that were not given
     /// back) since opening, this year and today, China Standard Time.
-    pub fn balance_usage(
-        &mut self,
-        user_id: i64,
-        now_ms: i64,
-    ) -> Result<BalanceUsage, PeopleError> {
-        let mut since = |since_ms: i64| -> Result<u64, PeopleError> {
-            let transfers = self.store.p2p_sent_since(user_id, since_ms, now_ms)?;
-            let packets = self
-                .store
-                .red_packets_sent_since(user_id, since_ms, now_ms)?;
-            Ok(transfers.saturating_add(packets))
-        };
-        Ok(BalanceUsage {
-            since_opening_minor: since(i64::MIN)?,
-            this_year_minor: since(shanghai_year_start_ms(now_ms))?,
-            today_minor: since(shanghai_day_start_ms(now_ms))?,
-        })
+    pub fn balance_usage(&self, user_id: i64, now_ms: i64) -> Result<BalanceUsage, PeopleError> {
+        Ok(self.db.read(|s| {
+            let mut since = |since_ms: i64| -> Result<u64, StoreError> {
+                let transfers = s.p2p_sent_since(user_id, since_ms, now_ms)?;
+                let packets = s.red_packets_sent_since(user_id, since_ms, now_ms)?;
+                Ok(transfers.saturating_add(packets))
+            };
+            Ok(BalanceUsage {
+                since_opening_minor: since(i64::MIN)?,
+                this_year_minor: since(shanghai_year_start_ms(now_ms))?,
+                today_minor: since(shanghai_day_start_ms(now_ms))?,
+            })
+        })?)
     }
 
     /// How a person may be named to others: the masked phone.
-    pub fn phone_masked(&mut self, user_id: i64) -> Result<Option<String>, PeopleError> {
-        Ok(self.store.user(user_id)?.map(|user| user.phone_masked))
+    pub fn phone_masked(&self, user_id: i64) -> Result<Option<String>, PeopleError> {
+        Ok(self
+            .db
+            .read(|s| s.user(user_id))?
+            .map(|user| user.phone_masked))
     }
 
     /// The person's transfers, sent and received, newest first.
     pub fn transfers_of(
-        &mut self,
+        &self,
         user_id: i64,
         limit: usize,
     ) -> Result<Vec<zhifu_store::P2pRow>, PeopleError> {
-        Ok(self.store.p2p_of(user_id, limit)?)
+        Ok(self.db.read(|s| s.p2p_of(user_id, limit))?)
     }
 
     /// The records, for services of this crate that keep their own (transfers).
-    pub(crate) fn store(&mut self) -> &mut dyn WalletStore {
-        self.store.as_mut()
+    pub(crate) fn db(&self) -> &WalletDb {
+        &self.db
     }
 
     fn phone_lookup(&self, phone: &Phone) -> Vec<u8> {
@@ -558,6 +621,26 @@ fn mask_name(name: &str) -> Result<String, PeopleError> {
         1 => "*".into(),
         _ => format!("{}{last}", "*".repeat((chars - 1).min(3))),
     })
+}
+
+/// The attempts before this one, after it, and whether the PIN was right.
+fn judge_pin(
+    row: &zhifu_store::PinRow,
+    pin: Option<&Pin>,
+    hasher: &PinHasher,
+    lockout: &LockoutPolicy,
+    now_ms: i64,
+) -> (PinAttempts, PinAttempts, bool) {
+    let before = PinAttempts {
+        failures: row.failures,
+        locked_until_ms: row.locked_until_ms,
+    };
+    let right = pin.is_some_and(|pin| hasher.matches(pin, &row.salt, &row.hash));
+    let after = match right {
+        true => before.after_success(),
+        false => before.after_failure(now_ms, lockout),
+    };
+    (before, after, right)
 }
 
 fn class_from_code(code: &str) -> RealNameClass {

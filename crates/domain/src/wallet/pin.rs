@@ -102,6 +102,7 @@ fn is_trivial(digits: &[u8; 6]) -> bool {
 
 /// Computes and checks PIN hashes: HMAC-SHA-256 under a server key, over a per-user salt and
 /// the digits.
+#[derive(Clone)]
 pub struct PinHasher {
     key: Vec<u8>,
 }

@@ -1,8 +1,8 @@
 //! Red packets (红包, SPEC §3). Sending draws the split and holds every share in the ledger as
 //! a pending transfer from the sender with a 24-hour timeout; grabbing posts the next share and
 //! pays it on to the grabber in one linked chain; an unclaimed share expires in the ledger and
-//! stays with the sender. Grabs are serialised (the people lock, and a unique index per person
-//! as a backstop), so exactly `shares` people win however many try at once.
+//! stays with the sender. Grabs of one packet are serialised (its packet lock, and a unique index
+//! per person as a backstop), so exactly `shares` people win however many try at once.
 
 use super::chart::{CODE_RED_PACKET, RED_PACKET_HOLD, wallet_account_id};
 use super::funding::{IdempotencyKey, derived_transfer_id};
@@ -109,7 +109,7 @@ fn shifted(packet_id: TransferId, index: u32, role: u128) -> TransferId {
 
 #[allow(clippy::too_many_arguments)]
 pub fn send(
-    people: &mut People,
+    people: &People,
     engine: &Engine,
     policy: &RedPacketPolicy,
     limits: &LimitPolicy,
@@ -130,7 +130,8 @@ pub fn send(
         RedPacketKind::Normal { .. } => "normal",
         RedPacketKind::Lucky { .. } => "lucky",
     };
-    if let Some(existing) = people.store().red_packet(&id_text)? {
+    let _serial = people.lock_person(sender_id);
+    if let Some(existing) = people.db().read(|s| s.red_packet(&id_text))? {
         let same = existing.kind == kind_text
             && existing.total_minor == total_minor
             && existing.shares == shares;
@@ -141,7 +142,7 @@ pub fn send(
         };
     }
     // A packet is a balance payment: it counts towards the sender's limits (the PIN is one
-    // factor), checked under the people lock like every other.
+    // factor), checked under the sender's person lock like every other.
     let usage = people.balance_usage(sender_id, now_ms)?;
     limits
         .check_balance_payment(people.class(sender_id)?, 1, usage, total_minor)
@@ -186,23 +187,26 @@ pub fn send(
         created_ms: now_ms,
         expires_ms: now_ms + OPEN_MS,
     };
-    people.store().red_packet_insert(&row, &split)?;
+    let inserted = row.clone();
+    people
+        .db()
+        .write_plain(move |s| s.red_packet_insert(&inserted, &split))?;
     Ok(row)
 }
 
 /// Takes the next share for `grabber_id`, or returns the one they took before.
 pub fn grab(
-    people: &mut People,
+    people: &People,
     engine: &Engine,
     packet_id: &str,
     grabber_id: i64,
     now_ms: i64,
 ) -> Result<Grab, RedPacketServiceError> {
-    let packet = people
-        .store()
-        .red_packet(packet_id)?
-        .ok_or(RedPacketServiceError::NotFound)?;
-    let shares = people.store().red_packet_shares(packet_id)?;
+    let _serial = people.lock_packet(packet_id);
+    let (packet, shares) = people
+        .db()
+        .read(|s| Ok((s.red_packet(packet_id)?, s.red_packet_shares(packet_id)?)))?;
+    let packet = packet.ok_or(RedPacketServiceError::NotFound)?;
     if let Some(mine) = shares.iter().find(|s| s.grabber_id == Some(grabber_id)) {
         return Ok(Grab {
             amount_minor: mine.amount_minor,
@@ -269,11 +273,12 @@ pub fn grab(
             cause.unwrap_or(TransferCode::LinkedEventFailed),
         ));
     }
-    // Grabs are serialised by the caller, so the share is still free; the unique index and
-    // the ledger's ids (one payout per share) would refuse a second taker anyway.
+    // Grabs of one packet are serialised by its lock, so the share is still free; the
+    // unique index and the ledger's ids (one payout per share) would refuse a second taker.
+    let (claimed_packet, index) = (packet_id.to_owned(), share.index);
     if !people
-        .store()
-        .red_packet_claim(packet_id, share.index, grabber_id, now_ms)?
+        .db()
+        .write_plain(move |s| s.red_packet_claim(&claimed_packet, index, grabber_id, now_ms))?
     {
         return Err(RedPacketServiceError::People(PeopleError::Store(
             zhifu_store::StoreError::Corrupt("a red packet share was claimed twice".into()),

@@ -367,13 +367,13 @@ mod people {
         let config = StoreConfig::Sqlite {
             path: directory.path().join("ledger.sqlite"),
         };
-        People::new(config.open_wallet().unwrap(), &[9; 32], HOUR_MS)
+        People::open(&config, &[9; 32], HOUR_MS).unwrap()
     }
 
     #[test]
     fn sign_up_log_in_use_and_end_a_session() {
         let directory = tempfile::tempdir().unwrap();
-        let mut people = people(&directory);
+        let people = people(&directory);
         let phone = Phone::parse("13812345678").unwrap();
         let person = people.sign_up(&phone, "correct horse", 1_000).unwrap();
         assert_eq!(person.phone_masked, "138****5678");
@@ -411,7 +411,7 @@ mod people {
 
         // A restart keeps sessions: they are stored, not in memory.
         drop(people);
-        let mut people = self::people(&directory);
+        let people = self::people(&directory);
         assert_eq!(
             people.session_person(&session.token, 4_000).unwrap(),
             person
@@ -470,7 +470,7 @@ mod people {
         );
         // Five in a row: locked for five minutes, even for the right PIN, even after a restart.
         drop(people);
-        let mut people = self::people(&directory);
+        let people = self::people(&directory);
         assert!(matches!(
             people.check_pin(id, "802514", now_ms + 60_000),
             Err(PeopleError::Pin(PinError::Locked { until_ms })) if until_ms == now_ms + 300_000
@@ -501,7 +501,7 @@ mod quota {
         let config = StoreConfig::Sqlite {
             path: directory.path().join("ledger.sqlite"),
         };
-        let mut people = People::new(config.open_wallet().unwrap(), &[9; 32], 1_000);
+        let people = People::open(&config, &[9; 32], 1_000).unwrap();
         let id = IdNumber::parse("11010519491231002X").unwrap();
         let mut users = Vec::new();
         for phone in ["13812345678", "13912345678"] {
@@ -781,7 +781,7 @@ mod p2p {
             let clock = Arc::new(ManualClock::new(START_MS * 1_000_000));
             let engine = Engine::start(&config, clock.clone(), EngineConfig::default()).unwrap();
             engine.open_accounts(institution_accounts()).unwrap();
-            let people = People::new(config.open_wallet().unwrap(), &[9; 32], 3_600_000);
+            let people = People::open(&config, &[9; 32], 3_600_000).unwrap();
             World {
                 _directory: directory,
                 config,

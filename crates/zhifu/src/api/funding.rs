@@ -201,8 +201,7 @@ pub async fn withdraw(
     ))
 }
 
-/// A top-up as every edge does it: the PIN and the card under the people lock, the bank and
-/// the ledger outside it.
+/// A top-up as every edge does it: the PIN and the card first, then the bank and the ledger.
 pub async fn top_up_flow(
     state: &AppState,
     user_id: i64,
@@ -227,8 +226,8 @@ pub async fn top_up_flow(
     Ok(done)
 }
 
-/// A withdrawal as every edge does it: PIN, card and the quota share under the people lock;
-/// the holds, the bank and the settlement outside it; the share given back when nothing moved.
+/// A withdrawal as every edge does it: PIN, card and the quota share (taken in one wallet
+/// write); then the holds, the bank and the settlement outside it; the share given back when nothing moved.
 pub async fn withdraw_flow(
     state: &AppState,
     user_id: i64,

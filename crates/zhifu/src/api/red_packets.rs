@@ -88,8 +88,8 @@ impl From<RedPacketServiceError> for ApiError {
     }
 }
 
-/// A red packet as every edge sends it: the PIN, then the packet with the limits, together
-/// under the people lock.
+/// A red packet as every edge sends it: the PIN, then the packet with the limits under the
+/// sender's person lock.
 pub async fn send_flow(
     state: &AppState,
     sender_id: i64,

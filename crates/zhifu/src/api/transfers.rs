@@ -144,8 +144,8 @@ impl From<P2pError> for ApiError {
     }
 }
 
-/// A transfer as every edge sends it: the PIN, then the transfer with the limits, together
-/// under the people lock.
+/// A transfer as every edge sends it: the PIN, then the transfer with the limits under the
+/// payer's person lock.
 pub async fn send_flow(
     state: &AppState,
     payer_id: i64,

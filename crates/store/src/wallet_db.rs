@@ -1,0 +1,186 @@
+//! The wallet's records for many threads at once: a few read connections, and one writer that
+//! commits whatever writes are queued in one transaction (group commit), as the ledger's engine
+//! does for transfers.
+//!
+//! Why: every payment writes a small wallet row (a transfer, a red packet share). With one
+//! connection per write, each payment would wait for its own fsync and payments would queue
+//! behind one another; batched, a thousand rows cost one fsync.
+//!
+//! Each write is a job that runs inside the batch's transaction under its own savepoint: a job
+//! that fails is rolled back alone and its caller gets the error; the others commit. A caller
+//! is answered only after the batch is durable.
+
+use crate::{StoreConfig, StoreError, WalletStore};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+
+/// How the writer brackets a batch and each job in it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum BatchStep {
+    Begin,
+    JobStart,
+    JobKeep,
+    JobUndo,
+    Commit,
+    Rollback,
+}
+
+/// Writes waiting for the writer before callers wait (back-pressure).
+const QUEUE_JOBS_MAX: usize = 16_384;
+/// Jobs in one transaction.
+const BATCH_JOBS_MAX: usize = 1_024;
+
+/// What a job gives back once it ran: whether to keep its writes, and how to answer its
+/// caller once the batch's fate is known.
+type Delivery = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&mut dyn WalletStore) -> (bool, Delivery) + Send>;
+
+pub struct WalletDb {
+    readers: Vec<Mutex<Box<dyn WalletStore>>>,
+    next_reader: AtomicUsize,
+    jobs: Option<flume::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl WalletDb {
+    /// Opens `readers_len` read connections and the writer's connection.
+    pub fn open(config: &StoreConfig, readers_len: usize) -> Result<WalletDb, StoreError> {
+        assert!(readers_len > 0);
+        let writer_store = config.open_wallet()?;
+        let readers = (0..readers_len)
+            .map(|_| config.open_wallet().map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (jobs, queue) = flume::bounded::<Job>(QUEUE_JOBS_MAX);
+        let writer = std::thread::Builder::new()
+            .name("zhifu-wallet-writer".into())
+            .spawn(move || write_batches(writer_store, &queue))
+            .map_err(|e| StoreError::Open(format!("cannot start the wallet writer: {e}")))?;
+        Ok(WalletDb {
+            readers,
+            next_reader: AtomicUsize::new(0),
+            jobs: Some(jobs),
+            writer: Some(writer),
+        })
+    }
+
+    /// Runs `f` on a read connection: it sees every write that was answered before.
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&mut dyn WalletStore) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        // A free connection if there is one, else wait for the next in turn.
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for offset in 0..self.readers.len() {
+            let index = (start + offset) % self.readers.len();
+            if let Ok(mut reader) = self.readers[index].try_lock() {
+                return f(reader.as_mut());
+            }
+        }
+        let index = start % self.readers.len();
+        let mut reader = self.readers[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(reader.as_mut())
+    }
+
+    /// Runs `f` in the writer's next batch and returns once that batch is durable. An error
+    /// from `f`, `Err` or `Ok(Err)`, undoes what `f` wrote and nothing else.
+    pub fn write<T, E>(
+        &self,
+        f: impl FnOnce(&mut dyn WalletStore) -> Result<Result<T, E>, StoreError> + Send + 'static,
+    ) -> Result<Result<T, E>, StoreError>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let (reply, answer) = flume::bounded(1);
+        let job: Job = Box::new(move |store| {
+            let outcome = f(store);
+            let keep = matches!(outcome, Ok(Ok(_)));
+            let delivery: Delivery = Box::new(move |committed| {
+                let _ = reply.send(committed.and(outcome));
+            });
+            (keep, delivery)
+        });
+        self.jobs
+            .as_ref()
+            .expect("open until dropped")
+            .send(job)
+            .map_err(|_| StoreError::Open("the wallet writer has stopped".into()))?;
+        answer.recv().map_err(|_| {
+            StoreError::Open("the wallet writer stopped or could not begin a batch".into())
+        })?
+    }
+
+    /// Like [`WalletDb::write`] for a write that cannot be refused but by the store.
+    pub fn write_plain<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn WalletStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.write(move |store| f(store).map(Ok::<T, std::convert::Infallible>))
+            .map(|outcome| match outcome {
+                Ok(value) => value,
+            })
+    }
+}
+
+impl Drop for WalletDb {
+    /// Finishes what is queued, then stops the writer.
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+fn write_batches(mut store: Box<dyn WalletStore>, queue: &flume::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(BATCH_JOBS_MAX);
+    while let Ok(first) = queue.recv() {
+        batch.push(first);
+        while batch.len() < BATCH_JOBS_MAX {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let deliveries = run_batch(store.as_mut(), &mut batch);
+        let committed = store.batch_step(BatchStep::Commit);
+        if committed.is_err() {
+            let _ = store.batch_step(BatchStep::Rollback);
+        }
+        for delivery in deliveries {
+            delivery(clone_outcome(&committed));
+        }
+    }
+}
+
+/// Runs each job under its own savepoint. A job that cannot start is dropped unrun, which
+/// answers its caller with an error; a savepoint that cannot be closed leaves the transaction
+/// unusable, so the commit fails and every job of the batch is told so.
+fn run_batch(store: &mut dyn WalletStore, batch: &mut Vec<Job>) -> Vec<Delivery> {
+    let mut deliveries = Vec::with_capacity(batch.len());
+    let began = store.batch_step(BatchStep::Begin).is_ok();
+    for job in batch.drain(..) {
+        if !began || store.batch_step(BatchStep::JobStart).is_err() {
+            continue;
+        }
+        let (keep, delivery) = job(store);
+        let step = if keep {
+            BatchStep::JobKeep
+        } else {
+            BatchStep::JobUndo
+        };
+        let _ = store.batch_step(step);
+        deliveries.push(delivery);
+    }
+    deliveries
+}
+
+fn clone_outcome(outcome: &Result<(), StoreError>) -> Result<(), StoreError> {
+    match outcome {
+        Ok(()) => Ok(()),
+        Err(e) => Err(StoreError::Open(format!("the wallet batch failed: {e}"))),
+    }
+}
