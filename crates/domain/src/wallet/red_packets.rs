@@ -202,10 +202,23 @@ pub fn grab(
     grabber_id: i64,
     now_ms: i64,
 ) -> Result<Grab, RedPacketServiceError> {
+    let read = || {
+        people
+            .db()
+            .read(|s| Ok((s.red_packet(packet_id)?, s.red_packet_shares(packet_id)?)))
+    };
+    // A packet whose shares are all taken answers without queueing for its lock: on a
+    // popular packet, most of those who try are too late.
+    let (_, shares) = read()?;
+    let taken = |shares: &[zhifu_store::ShareRow]| shares.iter().all(|s| s.grabber_id.is_some());
+    if !shares.is_empty()
+        && taken(&shares)
+        && !shares.iter().any(|s| s.grabber_id == Some(grabber_id))
+    {
+        return Err(RedPacketServiceError::SoldOut);
+    }
     let _serial = people.lock_packet(packet_id);
-    let (packet, shares) = people
-        .db()
-        .read(|s| Ok((s.red_packet(packet_id)?, s.red_packet_shares(packet_id)?)))?;
+    let (packet, shares) = read()?;
     let packet = packet.ok_or(RedPacketServiceError::NotFound)?;
     if let Some(mine) = shares.iter().find(|s| s.grabber_id == Some(grabber_id)) {
         return Ok(Grab {

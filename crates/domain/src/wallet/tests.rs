@@ -778,6 +778,28 @@ mod p2p {
             let config = StoreConfig::Sqlite {
                 path: directory.path().join("ledger.sqlite"),
             };
+            World::on(config, directory)
+        }
+
+        /// A world on PostgreSQL in a fresh schema, when a server is reachable (CI runs the
+        /// tests under pg_virtualenv); `None` otherwise.
+        fn on_postgres() -> Option<World> {
+            let url = zhifu_store::PostgresStore::url_from_env()?;
+            let schema = format!(
+                "wallet_test_{:016x}",
+                std::process::id() as u64 ^ START_MS as u64
+            );
+            let config = StoreConfig::Postgres {
+                url,
+                schema: Some(format!(
+                    "{schema}_{}",
+                    std::time::UNIX_EPOCH.elapsed().unwrap().as_nanos() % 1_000_000_007
+                )),
+            };
+            Some(World::on(config, tempfile::tempdir().unwrap()))
+        }
+
+        fn on(config: StoreConfig, directory: tempfile::TempDir) -> World {
             let clock = Arc::new(ManualClock::new(START_MS * 1_000_000));
             let engine = Engine::start(&config, clock.clone(), EngineConfig::default()).unwrap();
             engine.open_accounts(institution_accounts()).unwrap();
@@ -824,6 +846,34 @@ mod p2p {
                 };
                 self.engine.create_transfers(vec![funding]).unwrap();
             }
+            user
+        }
+
+        /// A verified sender with `balance_minor`, on a phone no crowd member has.
+        fn clone_person_funded(&self, balance_minor: u64) -> i64 {
+            let phone = Phone::parse("13712345678").unwrap();
+            let user = self
+                .people
+                .sign_up(&phone, "correct horse", 0)
+                .unwrap()
+                .user_id;
+            self.engine
+                .open_accounts(vec![wallet_account(user)])
+                .unwrap();
+            let id = IdNumber::parse(&make::id_number("11010519491231001")).unwrap();
+            self.people.verify_identity(user, "张三", &id, 0).unwrap();
+            let funding = NewTransfer {
+                id: TransferId::new(u128::from(user as u64) << 64).unwrap(),
+                op: TransferOp::Posted {
+                    debit_account_id: AccountId::new(BANK_SETTLEMENT).unwrap(),
+                    credit_account_id: wallet_account_id(user),
+                    amount_minor: balance_minor,
+                },
+                code: 1,
+                reference: None,
+                linked: false,
+            };
+            self.engine.create_transfers(vec![funding]).unwrap();
             user
         }
 
@@ -1195,5 +1245,148 @@ mod p2p {
         let mut all = Vec::new();
         reader.scan_accounts(&mut |a| all.push(a)).unwrap();
         zhifu_ledger::check_conservation(all.iter()).unwrap();
+    }
+
+    /// `count` verified people with wallets and no money, written straight to the records
+    /// (sign-up's Argon2id would take minutes for thousands).
+    fn crowd(world: &World, count: i64) -> Vec<i64> {
+        let mut people = Vec::with_capacity(count as usize);
+        // Many people per write: one commit each would take a minute on PostgreSQL.
+        for first in (0..count).step_by(1_000) {
+            let last = (first + 1_000).min(count);
+            let created = world
+                .people
+                .db()
+                .write_plain(move |s| {
+                    let mut created = Vec::new();
+                    for n in first..last {
+                        let user = zhifu_store::NewUser {
+                            phone_lookup: n.to_be_bytes().to_vec(),
+                            phone_masked: "139****0000".into(),
+                            password_hash: "not a hash: nobody logs in".into(),
+                            created_ms: 0,
+                        };
+                        let user_id = s.user_create(&user)?.expect("a new phone");
+                        s.identity_save(&zhifu_store::IdentityRow {
+                            user_id,
+                            class: "I".into(),
+                            name_masked: "*三".into(),
+                            id_lookup: user_id.to_be_bytes().to_vec(),
+                            id_masked: "1****************1".into(),
+                            verified_ms: 0,
+                        })?;
+                        created.push(user_id);
+                    }
+                    Ok(created)
+                })
+                .unwrap();
+            people.extend(created);
+        }
+        for chunk in people.chunks(4_096) {
+            let accounts = chunk.iter().map(|&user| wallet_account(user)).collect();
+            world.engine.open_accounts(accounts).unwrap();
+        }
+        people
+    }
+
+    /// SPEC §3 and the acceptance: one lucky packet of 100 shares, 10,000 people grab
+    /// at the same moment; exactly 100 win, once each, and the shares sum to the packet.
+    fn ten_thousand_grab_a_lucky_packet_of_100(world: World) {
+        use crate::wallet::red_packet::{RedPacketKind, RedPacketPolicy};
+        use crate::wallet::red_packets::{RedPacketServiceError, grab, send as send_packet};
+        use std::sync::Barrier;
+
+        const GRABBERS: i64 = 10_000;
+        const THREADS: usize = 32;
+        const TOTAL_MINOR: u64 = 20_000;
+        let sender = world.clone_person_funded(50_000);
+        let grabbers = crowd(&world, GRABBERS);
+        let now_ms = world.now_ms();
+        let packet = send_packet(
+            &world.people,
+            &world.engine,
+            &RedPacketPolicy::default(),
+            &LimitPolicy::default(),
+            sender,
+            RedPacketKind::Lucky {
+                total_minor: TOTAL_MINOR,
+            },
+            100,
+            &IdempotencyKey::parse("the-big-one").unwrap(),
+            now_ms,
+            &mut super::Seeded(42),
+        )
+        .unwrap();
+        let barrier = Barrier::new(THREADS);
+        let outcomes: Vec<(i64, Result<u64, &'static str>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = grabbers
+                .chunks(grabbers.len().div_ceil(THREADS))
+                .map(|mine| {
+                    let (world, barrier, packet_id) = (&world, &barrier, &packet.packet_id);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        mine.iter()
+                            .map(|&user| {
+                                let outcome =
+                                    grab(&world.people, &world.engine, packet_id, user, now_ms);
+                                let outcome = match outcome {
+                                    Ok(won) => {
+                                        assert!(won.first_time);
+                                        Ok(won.amount_minor)
+                                    }
+                                    Err(RedPacketServiceError::SoldOut) => Err("sold out"),
+                                    Err(other) => panic!("grab failed: {other}"),
+                                };
+                                (user, outcome)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        let winners: Vec<(i64, u64)> = outcomes
+            .iter()
+            .filter_map(|(user, outcome)| outcome.ok().map(|amount| (*user, amount)))
+            .collect();
+        assert_eq!(winners.len(), 100, "exactly N winners");
+        assert_eq!(outcomes.len() as i64, GRABBERS);
+        let distinct: std::collections::HashSet<i64> = winners.iter().map(|w| w.0).collect();
+        assert_eq!(distinct.len(), 100, "nobody wins twice");
+        assert_eq!(
+            winners.iter().map(|w| w.1).sum::<u64>(),
+            TOTAL_MINOR,
+            "the shares sum to the packet"
+        );
+        for &(user, amount) in &winners {
+            assert_eq!(world.balances(user).0, i128::from(amount));
+        }
+        let shares = world
+            .people
+            .db()
+            .read(|s| s.red_packet_shares(&packet.packet_id))
+            .unwrap();
+        assert!(shares.iter().all(|share| share.grabber_id.is_some()));
+        assert_eq!(world.balances(sender), (50_000 - 20_000, 50_000 - 20_000));
+        let mut reader = world.config.open().unwrap();
+        let mut all = Vec::new();
+        reader.scan_accounts(&mut |a| all.push(a)).unwrap();
+        zhifu_ledger::check_conservation(all.iter()).unwrap();
+    }
+
+    #[test]
+    fn ten_thousand_grab_a_lucky_packet_of_100_on_sqlite() {
+        ten_thousand_grab_a_lucky_packet_of_100(World::new());
+    }
+
+    #[test]
+    fn ten_thousand_grab_a_lucky_packet_of_100_on_postgres() {
+        match World::on_postgres() {
+            Some(world) => ten_thousand_grab_a_lucky_packet_of_100(world),
+            None => eprintln!("SKIPPED: no PostgreSQL (run under pg_virtualenv)"),
+        }
     }
 }
