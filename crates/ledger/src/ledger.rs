@@ -340,6 +340,14 @@ impl Ledger {
         for account in undo.accounts_before.into_iter().rev() {
             self.accounts.insert(account.id, account);
         }
+        // Resolved pendings come back first: one the chain both added and resolved is then
+        // open again, and the loop after removes it like every other it added.
+        for (id, pending) in undo.pendings_removed {
+            if let Some(at) = pending.expires_at_ns {
+                self.expiries.insert((at, id));
+            }
+            self.pendings_open.insert(id, pending);
+        }
         for id in undo.pendings_added {
             let pending = self
                 .pendings_open
@@ -348,12 +356,6 @@ impl Ledger {
             if let Some(at) = pending.expires_at_ns {
                 self.expiries.remove(&(at, id));
             }
-        }
-        for (id, pending) in undo.pendings_removed {
-            if let Some(at) = pending.expires_at_ns {
-                self.expiries.insert((at, id));
-            }
-            self.pendings_open.insert(id, pending);
         }
         for id in undo.known_added {
             prior.known.remove(&id);

@@ -157,6 +157,56 @@ fn linked_chain_fails_as_a_whole() {
 }
 
 #[test]
+fn failed_chain_undoes_a_pending_it_added_and_resolved() {
+    // Found by the store's model property on PostgreSQL: the rollback removed the chain's own
+    // pending before restoring the ones it had resolved, so it found nothing to remove.
+    let mut ledger = ledger_with_wallets();
+    apply(&mut ledger, 1, &[posted(1, 1, 2, 500)]);
+    let mut chain = [
+        NewTransfer {
+            id: transfer_id(2),
+            op: TransferOp::Pending {
+                debit_account_id: account_id(2),
+                credit_account_id: account_id(3),
+                amount_minor: 200,
+                timeout_ms: 1000,
+            },
+            code: 1,
+            reference: None,
+            linked: true,
+        },
+        NewTransfer {
+            id: transfer_id(3),
+            op: TransferOp::PostPending {
+                pending_id: transfer_id(2),
+                amount_minor: None,
+            },
+            code: 1,
+            reference: None,
+            linked: true,
+        },
+        posted(4, 2, 3, 10_000),
+    ];
+    chain[2].linked = false;
+    let (codes, out) = apply(&mut ledger, 2, &chain);
+    assert_eq!(
+        codes,
+        [
+            TransferCode::LinkedEventFailed,
+            TransferCode::LinkedEventFailed,
+            TransferCode::ExceedsBalance
+        ]
+    );
+    assert!(out.transfers.is_empty());
+    let wallet = ledger.account(account_id(2)).unwrap().balances;
+    assert_eq!(
+        (wallet.posted_net_minor(), wallet.debits_pending_minor),
+        (500, 0)
+    );
+    check_conservation(ledger.accounts()).unwrap();
+}
+
+#[test]
 fn open_chain_is_rejected() {
     let mut ledger = ledger_with_wallets();
     let mut chain = [posted(1, 1, 2, 100)];
