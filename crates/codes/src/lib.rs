@@ -1,0 +1,1 @@
+//! zhifu's codes: the EMVCo merchant-presented QR codec.
