@@ -162,14 +162,6 @@ pub trait WalletStore: Send {
     /// The person's transfers, sent and received, newest first, at most `limit`.
     fn p2p_of(&mut self, user_id: i64, limit: usize) -> Result<Vec<P2pRow>, StoreError>;
     fn p2p_set_state(&mut self, transfer_id: &str, state: &str) -> Result<(), StoreError>;
-    /// What the payer sent since `since_ms` that was not returned (held, accepted, or expired
-    /// no earlier than `now_ms`).
-    fn p2p_sent_since(
-        &mut self,
-        payer_id: i64,
-        since_ms: i64,
-        now_ms: i64,
-    ) -> Result<u64, StoreError>;
     /// Records a packet with its drawn shares, in one transaction; false when it exists.
     fn red_packet_insert(
         &mut self,
@@ -178,14 +170,16 @@ pub trait WalletStore: Send {
     ) -> Result<bool, StoreError>;
     fn red_packet(&mut self, packet_id: &str) -> Result<Option<RedPacketRow>, StoreError>;
     fn red_packet_shares(&mut self, packet_id: &str) -> Result<Vec<ShareRow>, StoreError>;
-    /// What the sender's packets since `since_ms` took from the balance: every grabbed share,
-    /// and every share still open at `now_ms` (expired ones went back).
-    fn red_packets_sent_since(
+    /// What the person paid from the balance since each of three instants, the first being
+    /// the earliest: transfers accepted or still held at `now_ms`, and red packet
+    /// shares grabbed or still open at `now_ms` (expired ones went back). One statement, so
+    /// that the limit check costs one scan of the person's rows, not one per window.
+    fn balance_spent(
         &mut self,
-        sender_id: i64,
-        since_ms: i64,
+        person_id: i64,
+        since_ms: [i64; 3],
         now_ms: i64,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<[u64; 3], StoreError>;
     /// Gives the share to the grabber; false when someone has it already.
     fn red_packet_claim(
         &mut self,
@@ -237,6 +231,9 @@ impl SqliteWalletStore {
              PRAGMA mmap_size = 268435456;",
         )?;
         crate::sqlite::migrate(&mut connection, SQLITE_MIGRATIONS)?;
+        // One plan per statement, whatever its parameters: otherwise SQLite may re-plan a
+        // cached statement on every new binding, which cost more than running it.
+        connection.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         // Every statement of the wallet stays prepared.
         connection.set_prepared_statement_cache_capacity(96);
         Ok(SqliteWalletStore { connection })
@@ -547,20 +544,20 @@ impl WalletStore for SqliteWalletStore {
         Ok(())
     }
 
-    fn p2p_sent_since(
+    fn balance_spent(
         &mut self,
-        payer_id: i64,
-        since_ms: i64,
+        person_id: i64,
+        since_ms: [i64; 3],
         now_ms: i64,
-    ) -> Result<u64, StoreError> {
-        let sent: i64 = self
+    ) -> Result<[u64; 3], StoreError> {
+        let sums: [i64; 3] = self
             .connection
-            .prepare_cached(
-                "SELECT coalesce(sum(amount_minor), 0) FROM p2p_transfers WHERE payer_id = ?1 AND created_ms >= ?2 \
-                 AND (state = 'accepted' OR (state = 'held' AND expires_ms > ?3))",
-            )?
-            .query_row(params![payer_id, since_ms, now_ms], |r| r.get(0))?;
-        Ok(u64::try_from(sent).unwrap_or(0))
+            .prepare_cached(BALANCE_SPENT_SQLITE)?
+            .query_row(
+                params![person_id, since_ms[0], since_ms[1], since_ms[2], now_ms],
+                |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]),
+            )?;
+        Ok(sums.map(|sum| u64::try_from(sum).unwrap_or(0)))
     }
 
     fn red_packet_insert(
@@ -648,21 +645,6 @@ impl WalletStore for SqliteWalletStore {
         Ok(changed > 0)
     }
 
-    fn red_packets_sent_since(
-        &mut self,
-        sender_id: i64,
-        since_ms: i64,
-        now_ms: i64,
-    ) -> Result<u64, StoreError> {
-        let sent: i64 = self
-            .connection
-            .prepare_cached(
-                "SELECT coalesce(sum(s.amount_minor), 0) FROM red_packet_shares s JOIN red_packets p ON p.packet_id = s.packet_id \
-                 WHERE p.sender_id = ?1 AND p.created_ms >= ?2 AND (s.grabber_id IS NOT NULL OR p.expires_ms > ?3)",
-            )?
-            .query_row(params![sender_id, since_ms, now_ms], |r| r.get(0))?;
-        Ok(u64::try_from(sent).unwrap_or(0))
-    }
 }
 
 pub struct PostgresWalletStore {
@@ -942,18 +924,18 @@ impl WalletStore for PostgresWalletStore {
         Ok(())
     }
 
-    fn p2p_sent_since(
+    fn balance_spent(
         &mut self,
-        payer_id: i64,
-        since_ms: i64,
+        person_id: i64,
+        since_ms: [i64; 3],
         now_ms: i64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<[u64; 3], StoreError> {
         let row = self.client.query_one(
-            "SELECT CAST(coalesce(sum(amount_minor), 0) AS BIGINT) FROM p2p_transfers WHERE payer_id = $1 \
-             AND created_ms >= $2 AND (state = 'accepted' OR (state = 'held' AND expires_ms > $3))",
-            &[&payer_id, &since_ms, &now_ms],
+            BALANCE_SPENT_POSTGRES,
+            &[&person_id, &since_ms[0], &since_ms[1], &since_ms[2], &now_ms],
         )?;
-        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        let sums: [i64; 3] = [row.get(0), row.get(1), row.get(2)];
+        Ok(sums.map(|sum| u64::try_from(sum).unwrap_or(0)))
     }
 
     fn red_packet_insert(
@@ -1017,21 +999,28 @@ impl WalletStore for PostgresWalletStore {
         Ok(changed > 0)
     }
 
-    fn red_packets_sent_since(
-        &mut self,
-        sender_id: i64,
-        since_ms: i64,
-        now_ms: i64,
-    ) -> Result<u64, StoreError> {
-        let row = self.client.query_one(
-            "SELECT CAST(coalesce(sum(s.amount_minor), 0) AS BIGINT) FROM red_packet_shares s \
-             JOIN red_packets p ON p.packet_id = s.packet_id \
-             WHERE p.sender_id = $1 AND p.created_ms >= $2 AND (s.grabber_id IS NOT NULL OR p.expires_ms > $3)",
-            &[&sender_id, &since_ms, &now_ms],
-        )?;
-        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
-    }
 }
+
+/// The rows that took money from a person's balance and still have it: transfers accepted or
+/// held (not yet expired), red packet shares grabbed or still open. `?1` person, `?2`..`?4` the
+/// windows' starts, `?5` now.
+const BALANCE_SPENT_SQLITE: &str = "SELECT coalesce(sum(amount_minor), 0), \
+     coalesce(sum(CASE WHEN created_ms >= ?3 THEN amount_minor END), 0), \
+     coalesce(sum(CASE WHEN created_ms >= ?4 THEN amount_minor END), 0) FROM ( \
+     SELECT amount_minor, created_ms FROM p2p_transfers WHERE payer_id = ?1 AND created_ms >= ?2 \
+     AND (state = 'accepted' OR (state = 'held' AND expires_ms > ?5)) \
+     UNION ALL SELECT s.amount_minor, p.created_ms FROM red_packets p \
+     JOIN red_packet_shares s ON s.packet_id = p.packet_id \
+     WHERE p.sender_id = ?1 AND p.created_ms >= ?2 AND (s.grabber_id IS NOT NULL OR p.expires_ms > ?5))";
+
+const BALANCE_SPENT_POSTGRES: &str = "SELECT CAST(coalesce(sum(amount_minor), 0) AS BIGINT), \
+     CAST(coalesce(sum(CASE WHEN created_ms >= $3 THEN amount_minor END), 0) AS BIGINT), \
+     CAST(coalesce(sum(CASE WHEN created_ms >= $4 THEN amount_minor END), 0) AS BIGINT) FROM ( \
+     SELECT amount_minor, created_ms FROM p2p_transfers WHERE payer_id = $1 AND created_ms >= $2 \
+     AND (state = 'accepted' OR (state = 'held' AND expires_ms > $5)) \
+     UNION ALL SELECT s.amount_minor, p.created_ms FROM red_packets p \
+     JOIN red_packet_shares s ON s.packet_id = p.packet_id \
+     WHERE p.sender_id = $1 AND p.created_ms >= $2 AND (s.grabber_id IS NOT NULL OR p.expires_ms > $5)) AS spent";
 
 const P2P_COLUMNS: &str =
     "transfer_id, payer_id, payee_id, amount_minor, created_ms, expires_ms, state, arrives_ms";

@@ -382,7 +382,11 @@ async fn request_id(request: Request, next: Next) -> Response {
         "status": response.status().as_u16(),
         "ms": (started.elapsed().as_secs_f64() * 1e3 * 1e3).round() / 1e3,
     });
-    let _ = writeln!(std::io::stderr(), "{line}");
+    // One write per line: stderr is unbuffered, and writing the value piece by piece made a
+    // system call per token.
+    let mut text = line.to_string();
+    text.push('\n');
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
     response
 }
 

@@ -168,10 +168,10 @@ pub fn send(
     if !people.class(payee_id)?.can_receive() {
         return Err(P2pError::Limit(LimitError::RecipientUnverified));
     }
-    let usage = people.balance_usage(payer_id, now_ms)?;
+    let (class, usage) = people.payer_standing(payer_id, now_ms)?;
     // The PIN is one factor.
     limits
-        .check_balance_payment(people.class(payer_id)?, 1, usage, amount_minor)
+        .check_balance_payment(class, 1, usage, amount_minor)
         .map_err(P2pError::Limit)?;
     let hold = NewTransfer {
         id: transfer_id,

@@ -411,10 +411,7 @@ impl People {
 
     /// The person's real-name class.
     pub fn class(&self, user_id: i64) -> Result<RealNameClass, PeopleError> {
-        Ok(match self.db.read(|s| s.identity(user_id))? {
-            None => RealNameClass::Unverified,
-            Some(identity) => class_from_code(&identity.class),
-        })
+        Ok(class_of(self.db.read(|s| s.identity(user_id))?.as_ref()))
     }
 
     /// Binds a card after the bank's four-element check; the first card raises the person to
@@ -562,21 +559,32 @@ impl People {
             .map(|user| user.id))
     }
 
-    /// What the person has paid from the balance (transfers and red packets that were not given
-    /// back) since opening, this year and today, China Standard Time.
-    pub fn balance_usage(&self, user_id: i64, now_ms: i64) -> Result<BalanceUsage, PeopleError> {
-        Ok(self.db.read(|s| {
-            let mut since = |since_ms: i64| -> Result<u64, StoreError> {
-                let transfers = s.p2p_sent_since(user_id, since_ms, now_ms)?;
-                let packets = s.red_packets_sent_since(user_id, since_ms, now_ms)?;
-                Ok(transfers.saturating_add(packets))
-            };
-            Ok(BalanceUsage {
-                since_opening_minor: since(i64::MIN)?,
-                this_year_minor: since(shanghai_year_start_ms(now_ms))?,
-                today_minor: since(shanghai_day_start_ms(now_ms))?,
-            })
-        })?)
+    /// The payer as the limits see them: the real-name class, and what they have paid from the
+    /// balance (transfers and red packets that were not given back) since opening, this year
+    /// and today, China Standard Time. One read, as it is on every payment's path.
+    pub fn payer_standing(
+        &self,
+        user_id: i64,
+        now_ms: i64,
+    ) -> Result<(RealNameClass, BalanceUsage), PeopleError> {
+        let windows = [
+            i64::MIN,
+            shanghai_year_start_ms(now_ms),
+            shanghai_day_start_ms(now_ms),
+        ];
+        let (identity, spent) = self.db.read(|s| {
+            Ok((
+                s.identity(user_id)?,
+                s.balance_spent(user_id, windows, now_ms)?,
+            ))
+        })?;
+        let [since_opening_minor, this_year_minor, today_minor] = spent;
+        let usage = BalanceUsage {
+            since_opening_minor,
+            this_year_minor,
+            today_minor,
+        };
+        Ok((class_of(identity.as_ref()), usage))
     }
 
     /// How a person may be named to others: the masked phone.
@@ -690,4 +698,10 @@ fn is_token_shaped(token: &str) -> bool {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn class_of(identity: Option<&zhifu_store::IdentityRow>) -> RealNameClass {
+    identity.map_or(RealNameClass::Unverified, |identity| {
+        class_from_code(&identity.class)
+    })
 }

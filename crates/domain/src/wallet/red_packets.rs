@@ -143,9 +143,9 @@ pub fn send(
     }
     // A packet is a balance payment: it counts towards the sender's limits (the PIN is one
     // factor), checked under the sender's person lock like every other.
-    let usage = people.balance_usage(sender_id, now_ms)?;
+    let (class, usage) = people.payer_standing(sender_id, now_ms)?;
     limits
-        .check_balance_payment(people.class(sender_id)?, 1, usage, total_minor)
+        .check_balance_payment(class, 1, usage, total_minor)
         .map_err(RedPacketServiceError::Limit)?;
     let holds: Vec<NewTransfer> = split
         .iter()

@@ -155,14 +155,17 @@ fn users_and_sessions(backend: Backend) {
     assert!(wallet.p2p_insert(&p2p("t3", 200, 30, "held")).unwrap());
     wallet.p2p_set_state("t2", "accepted").unwrap();
     wallet.p2p_set_state("t3", "returned").unwrap();
-    assert_eq!(wallet.p2p_sent_since(alice, 0, 50).unwrap(), 800);
-    assert_eq!(wallet.p2p_sent_since(alice, 15, 50).unwrap(), 300);
     assert_eq!(
-        wallet.p2p_sent_since(alice, 0, 110).unwrap(),
-        300,
+        wallet.balance_spent(alice, [0, 15, 25], 50).unwrap(),
+        [800, 300, 0],
+        "held and accepted count, returned does not, each window from its start"
+    );
+    assert_eq!(
+        wallet.balance_spent(alice, [0, 0, 0], 110).unwrap(),
+        [300; 3],
         "t1 expired: returned"
     );
-    assert_eq!(wallet.p2p_sent_since(bob, 0, 50).unwrap(), 0);
+    assert_eq!(wallet.balance_spent(bob, [0, 0, 0], 50).unwrap(), [0; 3]);
     let listed: Vec<String> = wallet
         .p2p_of(bob, 10)
         .unwrap()
@@ -197,20 +200,16 @@ fn users_and_sessions(backend: Backend) {
         wallet.red_packet_claim("p1", 1, bob, 5).is_err(),
         "one share per person"
     );
+    // Alice's transfers (800 still out) were sent at 10..30, after the packet (at 1).
     assert_eq!(
-        wallet.red_packets_sent_since(alice, 0, 1).unwrap(),
-        600,
-        "open: all held"
+        wallet.balance_spent(alice, [0, 2, 5], 1).unwrap(),
+        [1_400, 800, 800],
+        "open: the whole packet is out"
     );
     assert_eq!(
-        wallet.red_packets_sent_since(alice, 0, 2).unwrap(),
-        100,
-        "expired: the grabbed share"
-    );
-    assert_eq!(
-        wallet.red_packets_sent_since(alice, 5, 1).unwrap(),
-        0,
-        "sent before"
+        wallet.balance_spent(alice, [0, 2, 5], 2).unwrap(),
+        [900, 800, 800],
+        "expired: only the grabbed share stays out"
     );
     let shares = wallet.red_packet_shares("p1").unwrap();
     assert_eq!(shares.iter().map(|s| s.amount_minor).sum::<u64>(), 600);
