@@ -101,6 +101,16 @@ pub enum BankMode {
 }
 
 impl BankMode {
+    /// The name `parse` takes.
+    pub fn code(self) -> &'static str {
+        match self {
+            BankMode::Normal => "normal",
+            BankMode::Fail => "fail",
+            BankMode::TimeoutAfterWork => "timeout_after_work",
+            BankMode::TimeoutBeforeWork => "timeout_before_work",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<BankMode> {
         Some(match text {
             "normal" => BankMode::Normal,

@@ -233,7 +233,10 @@ impl SqliteWalletStore {
         crate::sqlite::migrate(&mut connection, SQLITE_MIGRATIONS)?;
         // One plan per statement, whatever its parameters: otherwise SQLite may re-plan a
         // cached statement on every new binding, which cost more than running it.
-        connection.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+        connection.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         // Every statement of the wallet stays prepared.
         connection.set_prepared_statement_cache_capacity(96);
         Ok(SqliteWalletStore { connection })
@@ -644,7 +647,6 @@ impl WalletStore for SqliteWalletStore {
             .execute(params![packet_id, index, grabber_id, now_ms])?;
         Ok(changed > 0)
     }
-
 }
 
 pub struct PostgresWalletStore {
@@ -932,7 +934,13 @@ impl WalletStore for PostgresWalletStore {
     ) -> Result<[u64; 3], StoreError> {
         let row = self.client.query_one(
             BALANCE_SPENT_POSTGRES,
-            &[&person_id, &since_ms[0], &since_ms[1], &since_ms[2], &now_ms],
+            &[
+                &person_id,
+                &since_ms[0],
+                &since_ms[1],
+                &since_ms[2],
+                &now_ms,
+            ],
         )?;
         let sums: [i64; 3] = [row.get(0), row.get(1), row.get(2)];
         Ok(sums.map(|sum| u64::try_from(sum).unwrap_or(0)))
@@ -998,7 +1006,6 @@ impl WalletStore for PostgresWalletStore {
         )?;
         Ok(changed > 0)
     }
-
 }
 
 /// The rows that took money from a person's balance and still have it: transfers accepted or

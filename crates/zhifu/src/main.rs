@@ -5,6 +5,7 @@ mod api;
 mod bench_api;
 mod bench_ledger;
 mod demo;
+mod openapi;
 mod serve;
 mod web;
 

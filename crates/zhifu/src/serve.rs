@@ -45,6 +45,10 @@ pub struct Args {
     /// Seed a small world to click through: demo people with balances, a card, a PIN.
     #[arg(long)]
     demo: bool,
+    /// The token for operator calls (`/api/v1/operator/…`); without it, one is derived from
+    /// the server's secret and written to `<data-dir>/operator.token`.
+    #[arg(long, env = "ZHIFU_OPERATOR_TOKEN", hide_env_values = true)]
+    operator_token: Option<String>,
 }
 
 fn parse_bank_mode(text: &str) -> Result<BankMode, String> {
@@ -67,9 +71,14 @@ pub struct AppState {
     /// A read connection to the ledger (balances, statements), also on the blocking pool.
     reader: Arc<Mutex<Box<dyn zhifu_store::Store>>>,
     bank: Arc<SimulatedBank>,
+    operator_token: Arc<str>,
 }
 
 impl AppState {
+    pub fn operator_token(&self) -> &str {
+        &self.operator_token
+    }
+
     pub fn now_ms(&self) -> i64 {
         zhifu_store::Clock::now_ns(&SystemClock) / 1_000_000
     }
@@ -175,6 +184,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &secret,
             "simulated bank",
         ))),
+        operator_token: operator_token(args.operator_token, &args.data_dir, &secret)?.into(),
     };
     state.bank.set_mode(args.bank_mode);
     if args.demo {
@@ -295,6 +305,10 @@ fn app(state: AppState) -> Router {
             "/api/v1/withdrawals/quote",
             get(crate::api::funding::withdrawal_quote),
         )
+        .route(
+            "/api/v1/operator/bank",
+            get(crate::api::operator::bank).put(crate::api::operator::set_bank),
+        )
         .route("/api/v1/wallet", get(crate::api::wallet::balance))
         .route("/api/v1/receipts/{id}", get(crate::api::wallet::receipt))
         .route(
@@ -305,6 +319,7 @@ fn app(state: AppState) -> Router {
             "/api/v1/wallet/statement.csv",
             get(crate::api::wallet::statement_export),
         )
+        .merge(crate::openapi::explorer())
         .fallback(not_found)
         .layer(middleware::from_fn(request_id))
         .with_state(state)
@@ -329,6 +344,33 @@ fn server_secret(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(&path)?.write_all(&secret)?;
     Ok(secret)
+}
+
+/// The operator's token: given, or derived from the secret and written where the operator
+/// (the owner of the data directory) can read it. Never printed.
+fn operator_token(
+    given: Option<String>,
+    data_dir: &std::path::Path,
+    secret: &[u8],
+) -> anyhow::Result<String> {
+    if let Some(token) = given {
+        anyhow::ensure!(
+            token.len() >= 16 && token.bytes().all(|b| b.is_ascii_graphic()),
+            "--operator-token must be at least 16 visible ASCII characters"
+        );
+        return Ok(token);
+    }
+    let token: String = zhifu_domain::derive_key(secret, "operator token")
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let path = data_dir.join("operator.token");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(&path)?.write_all(token.as_bytes())?;
+    Ok(token)
 }
 
 async fn shutdown_signal() {
@@ -395,8 +437,9 @@ async fn home(State(state): State<AppState>) -> Html<String> {
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>zhifu</title></head><body><h1>zhifu 支付</h1>\
-         <p>The ledger is running on {}. The wallet API answers under <code>/api/v1</code> (the README lists its calls); the web wallet pages are being built.</p>\
-         <p><a href=\"/healthz\">health</a> · <a href=\"/metrics\">metrics</a></p></body></html>",
+         <p>The ledger is running on {}. The web wallet is at <a href=\"/\">/</a>; the wallet API answers under <code>/api/v1</code>.</p>\
+         <p><a href=\"/swagger-ui/\">API explorer</a> · <a href=\"/openapi.json\">OpenAPI document</a> · \
+         <a href=\"/healthz\">health</a> · <a href=\"/metrics\">metrics</a></p></body></html>",
         state.store_name
     ))
 }

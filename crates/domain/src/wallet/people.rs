@@ -356,7 +356,7 @@ impl People {
             return Ok(());
         }
         let (hasher, lockout) = (self.pin_hasher.clone(), self.lockout.clone());
-        let judged = self.db.write_plain(move |s| {
+        self.db.write_plain(move |s| {
             let Some(row) = s.pin(user_id)? else {
                 return Ok(Err(PeopleError::PinNotSet));
             };
@@ -373,8 +373,7 @@ impl People {
                     failures: after.failures,
                 })),
             })
-        })?;
-        judged
+        })?
     }
 
     /// Real-name class I: a name and an ID number that passes its check (the external check,

@@ -32,6 +32,10 @@ pub enum ApiError {
     ArrivalInvalid,
     /// A money-moving call without a usable `Idempotency-Key` header.
     IdempotencyKeyInvalid,
+    /// An operator call without the operator token, or with another.
+    OperatorUnauthorized,
+    /// A bank mode other than normal, fail, timeout_after_work, timeout_before_work.
+    BankModeInvalid,
     /// Something on our side; the detail goes to the log, not to the caller.
     Internal,
 }
@@ -111,6 +115,8 @@ impl ApiError {
             ApiError::IdempotencyKeyInvalid => (StatusCode::BAD_REQUEST, "IDEMPOTENCY_KEY_INVALID"),
             ApiError::SessionMissing => (StatusCode::UNAUTHORIZED, "SESSION_MISSING"),
             ApiError::QueryInvalid => (StatusCode::BAD_REQUEST, "QUERY_INVALID"),
+            ApiError::OperatorUnauthorized => (StatusCode::UNAUTHORIZED, "OPERATOR_UNAUTHORIZED"),
+            ApiError::BankModeInvalid => (StatusCode::UNPROCESSABLE_ENTITY, "BANK_MODE_INVALID"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
     }
@@ -133,6 +139,10 @@ impl ApiError {
                 "the ledger is unavailable; try again with the same Idempotency-Key".into()
             }
             ApiError::P2p(e) => e.to_string(),
+            ApiError::RedPacket(
+                RedPacketServiceError::Engine(_)
+                | RedPacketServiceError::People(PeopleError::Store(_)),
+            ) => "the ledger is unavailable; try again with the same Idempotency-Key".into(),
             ApiError::RedPacket(e) => e.to_string(),
             ApiError::RedPacketKindInvalid => "kind is normal or lucky".into(),
             ApiError::ArrivalInvalid => "arrival is now, 2h or 24h".into(),
@@ -144,6 +154,12 @@ impl ApiError {
             }
             ApiError::QueryInvalid => {
                 "unknown or malformed query parameters (before: a cursor from `next`, limit: 1 to 100)".into()
+            }
+            ApiError::OperatorUnauthorized => {
+                "operator calls take the operator token: Authorization: Bearer <token>".into()
+            }
+            ApiError::BankModeInvalid => {
+                "mode is normal, fail, timeout_after_work or timeout_before_work".into()
             }
             ApiError::Internal => "something went wrong on our side".into(),
         }

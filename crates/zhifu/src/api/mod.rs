@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod funding;
+pub mod operator;
 pub mod people;
 pub mod red_packets;
 pub mod time;

@@ -57,7 +57,8 @@ pub async fn send(
             "kind": packet.kind,
             "total_minor": packet.total_minor,
             "shares": packet.shares,
-            "link": format!("/api/v1/red-packets/{}", packet.packet_id),
+            // The page where people open it (`/r/{id}`); the API grabs at `…/grab`.
+            "link": format!("/r/{}", packet.packet_id),
             "expires_at": rfc3339_from_ms(packet.expires_ms),
         })),
     ))

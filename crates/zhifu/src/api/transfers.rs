@@ -54,7 +54,6 @@ pub async fn send(
         Some(text) => p2p::Arrival::parse(text).ok_or(ApiError::ArrivalInvalid)?,
     };
     let person = session_person(&state, &headers).await?;
-    let now_ms = state.now_ms();
     let row = send_flow(
         &state,
         person.user_id,
@@ -65,6 +64,9 @@ pub async fn send(
         key,
     )
     .await?;
+    // Read after the send, whose own clock set the arrival: read before, a millisecond
+    // boundary in between would show a transfer due now as scheduled.
+    let now_ms = state.now_ms();
     Ok((
         StatusCode::CREATED,
         Json(transfer_json(&row, person.user_id, now_ms)),

@@ -406,3 +406,27 @@ fn a_red_packet_is_sent_shared_and_grabbed_in_the_browser() {
         let _ = events.await;
     });
 }
+
+#[test]
+#[cfg_attr(
+    not(zhifu_chromium),
+    ignore = "SKIPPED: no /usr/bin/chromium; apt-get install chromium"
+)]
+fn the_api_explorer_renders_the_document_offline() {
+    // Chromium runs with background networking off on a machine without internet: Swagger UI
+    // must come from the binary, and the page must not need anything from elsewhere.
+    let server = Server::start();
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let (mut browser, events, _profile) = browser().await;
+        let page = browser
+            .new_page(format!("http://{}/swagger-ui/", server.address))
+            .await
+            .unwrap();
+        wait_for(&page, "#operations-transfers-send_transfer").await;
+        let title = text(&page, ".info .title").await;
+        assert!(title.starts_with("zhifu wallet API"), "{title}");
+        browser.close().await.unwrap();
+        events.await.unwrap();
+    });
+}

@@ -370,3 +370,55 @@ fn a_declined_withdrawal_moves_nothing_and_gives_the_quota_back() {
         "the whole quota is still there"
     );
 }
+
+#[test]
+fn the_operator_switches_the_bank_while_the_server_runs() {
+    let server = Server::start();
+    let operator = server.operator_token();
+    let set_bank =
+        |token: &str, body: &str| server.send("PUT", "/api/v1/operator/bank", body, Some(token));
+    let (token, card) = ready_to_pay(&server);
+
+    // Only the operator token opens the operator's calls: not a person's session, not a guess.
+    for wrong in [token.as_str(), "0123456789abcdef0123456789abcdef"] {
+        let refused = set_bank(wrong, r#"{"mode":"fail"}"#);
+        assert_eq!(
+            (refused.status, refused.code()),
+            (401, "OPERATOR_UNAUTHORIZED".into())
+        );
+    }
+    let refused = server.get("/api/v1/operator/bank");
+    assert_eq!(refused.status, 401);
+    let invalid = set_bank(&operator, r#"{"mode":"sometimes"}"#);
+    assert_eq!(
+        (invalid.status, invalid.code()),
+        (422, "BANK_MODE_INVALID".into())
+    );
+    let shown = server.send("GET", "/api/v1/operator/bank", "", Some(&operator));
+    assert_eq!(
+        (shown.status, shown.json()["mode"].as_str()),
+        (200, Some("normal"))
+    );
+
+    // The bank stops answering before it does anything: the top-up is pending, nothing moved.
+    let set = set_bank(&operator, r#"{"mode":"timeout_before_work"}"#);
+    assert_eq!(
+        (set.status, set.json()["mode"].as_str()),
+        (200, Some("timeout_before_work"))
+    );
+    let pending = top_up(&server, &token, Some("order-1"), &card, 2_500, PIN);
+    assert_eq!((pending.status, pending.code()), (202, "PROCESSING".into()));
+    assert_eq!(balance_minor(&server, &token), 0);
+
+    // The bank is back: the same request, retried, settles it once.
+    assert_eq!(set_bank(&operator, r#"{"mode":"normal"}"#).status, 200);
+    for _ in 0..2 {
+        let done = top_up(&server, &token, Some("order-1"), &card, 2_500, PIN);
+        assert_eq!(done.status, 201, "{}", done.body);
+    }
+    assert_eq!(balance_minor(&server, &token), 2_500);
+    assert!(
+        !server.log().contains(&operator),
+        "the operator token reached the log"
+    );
+}

@@ -91,3 +91,48 @@ fn the_demo_world_is_there_once_however_often_it_is_seeded() {
     log_in(&server, "13800000002");
     log_in(&server, "13800000003");
 }
+
+#[test]
+fn publishes_its_openapi_document_and_every_api_route_is_in_it() {
+    let server = Server::start();
+    let served = server.get("/openapi.json");
+    assert_eq!(served.status, 200);
+    let served: serde_json::Value = serde_json::from_str(&served.body).expect("JSON");
+    let kept: serde_json::Value =
+        serde_json::from_str(include_str!("../../src/openapi.json")).expect("JSON");
+    assert_eq!(served, kept);
+    assert_eq!(kept["openapi"].as_str().map(|v| &v[..3]), Some("3.1"));
+
+    // The routes the server registers, read from its source: each `.route("/api/v1/…", m(…)`
+    // with its methods must be a documented operation, and the document has nothing else.
+    let source = include_str!("../../src/serve.rs");
+    let mut registered = Vec::new();
+    for (index, _) in source.match_indices(".route(") {
+        let rest = &source[index..];
+        let call = &rest[..rest.find("\n        .").unwrap_or(rest.len())];
+        let Some(path) = call.split('"').nth(1).filter(|p| p.starts_with("/api/v1")) else {
+            continue;
+        };
+        for method in ["get", "post", "put", "delete", "patch"] {
+            if call.contains(&format!("{method}(")) {
+                registered.push(format!("{method} {path}"));
+            }
+        }
+    }
+    let mut documented = Vec::new();
+    for (path, item) in kept["paths"].as_object().expect("paths") {
+        for method in item.as_object().expect("a path item").keys() {
+            if path.starts_with("/api/v1") && method != "parameters" {
+                documented.push(format!("{method} {path}"));
+            }
+        }
+    }
+    registered.sort();
+    documented.sort();
+    assert!(registered.len() > 20, "{registered:?}");
+    assert_eq!(registered, documented);
+
+    let explorer = server.get("/swagger-ui/");
+    assert_eq!(explorer.status, 200);
+    assert!(explorer.body.contains("swagger-ui"), "{}", explorer.body);
+}

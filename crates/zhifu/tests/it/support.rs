@@ -136,6 +136,11 @@ impl Server {
         ))
     }
 
+    /// The operator token `zhifu serve` wrote into its data directory.
+    pub fn operator_token(&self) -> String {
+        std::fs::read_to_string(self.data.path().join("operator.token")).expect("operator.token")
+    }
+
     /// Everything the server wrote to its standard error so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.data.path().join("stderr.log")).unwrap_or_default()
@@ -149,7 +154,15 @@ impl Server {
         stream.write_all(raw.as_bytes()).expect("send");
         let mut bytes = Vec::new();
         stream.read_to_end(&mut bytes).expect("read the response");
-        Response::parse(&String::from_utf8_lossy(&bytes))
+        let response = Response::parse(&String::from_utf8_lossy(&bytes));
+        let request_line = raw.lines().next().unwrap_or_default();
+        crate::contract::check(
+            request_line,
+            response.status,
+            response.header("content-type"),
+            &response.body,
+        );
+        response
     }
 
     /// Asks the server to stop as an operator would (SIGTERM), waits for it, and returns its
