@@ -32,7 +32,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use wallet::{
     CardRow, IdentityRow, NewUser, P2pRow, PinRow, RedPacketRow, SessionRow, ShareRow,
-    SqliteWalletStore, UserRow, WalletStore,
+    SqliteWalletStore, UserRow, WalletStore, WithdrawalRow,
 };
 pub use wallet_db::{BatchStep, WalletDb};
 

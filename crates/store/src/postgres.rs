@@ -41,6 +41,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../migrations/postgres/0009_usage_indexes.sql"),
     ),
+    (
+        10,
+        include_str!("../migrations/postgres/0010_withdrawals.sql"),
+    ),
 ];
 
 pub struct PostgresStore {

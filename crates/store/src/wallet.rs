@@ -19,6 +19,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/sqlite/wallet_0006.sql")),
     (7, include_str!("../migrations/sqlite/wallet_0007.sql")),
     (8, include_str!("../migrations/sqlite/wallet_0008.sql")),
+    (9, include_str!("../migrations/sqlite/wallet_0009.sql")),
 ];
 
 /// A person to create.
@@ -90,6 +91,23 @@ pub struct P2pRow {
     pub state: String,
 }
 
+/// A withdrawal from the moment the bank may be asked until the ledger has settled it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct WithdrawalRow {
+    /// `{user_id}:{withdrawal_key}`, as the quota share is keyed.
+    pub key: String,
+    pub user_id: i64,
+    /// The caller's idempotency key, from which every ledger and bank id derives.
+    pub withdrawal_key: String,
+    pub card_token: String,
+    pub amount_minor: u64,
+    pub fee_minor: u64,
+    pub free_minor: u64,
+    pub started_ms: i64,
+    /// `open`, then `paid` or `declined`.
+    pub state: String,
+}
+
 /// A red packet as sent.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct RedPacketRow {
@@ -156,6 +174,16 @@ pub trait WalletStore: Send {
     ) -> Result<bool, StoreError>;
     /// Gives a failed withdrawal's share back.
     fn quota_use_release(&mut self, key: &str) -> Result<(), StoreError>;
+    /// Records a withdrawal about to ask the bank; false when its key is recorded already.
+    fn withdrawal_open(&mut self, row: &WithdrawalRow) -> Result<bool, StoreError>;
+    /// Closes an open withdrawal as `paid` or `declined`.
+    fn withdrawal_close(&mut self, key: &str, state: &str) -> Result<(), StoreError>;
+    /// Open withdrawals started no later than `started_ms_max`, oldest first, at most `limit`.
+    fn withdrawals_open(
+        &mut self,
+        started_ms_max: i64,
+        limit: usize,
+    ) -> Result<Vec<WithdrawalRow>, StoreError>;
     /// Records a transfer; false when its id exists already.
     fn p2p_insert(&mut self, row: &P2pRow) -> Result<bool, StoreError>;
     fn p2p(&mut self, transfer_id: &str) -> Result<Option<P2pRow>, StoreError>;
@@ -503,6 +531,65 @@ impl WalletStore for SqliteWalletStore {
             .prepare_cached("UPDATE quota_uses SET released = 1 WHERE key = ?1")?
             .execute([key])?;
         Ok(())
+    }
+
+    fn withdrawal_open(&mut self, row: &WithdrawalRow) -> Result<bool, StoreError> {
+        let [amount, fee, free] = minor_i64([row.amount_minor, row.fee_minor, row.free_minor])?;
+        let changed = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO withdrawals (key, user_id, withdrawal_key, card_token, amount_minor, fee_minor, \
+                 free_minor, started_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT (key) DO NOTHING",
+            )?
+            .execute(params![
+                row.key,
+                row.user_id,
+                row.withdrawal_key,
+                row.card_token,
+                amount,
+                fee,
+                free,
+                row.started_ms,
+                row.state
+            ])?;
+        Ok(changed == 1)
+    }
+
+    fn withdrawal_close(&mut self, key: &str, state: &str) -> Result<(), StoreError> {
+        self.connection
+            .prepare_cached("UPDATE withdrawals SET state = ?2 WHERE key = ?1 AND state = 'open'")?
+            .execute(params![key, state])?;
+        Ok(())
+    }
+
+    fn withdrawals_open(
+        &mut self,
+        started_ms_max: i64,
+        limit: usize,
+    ) -> Result<Vec<WithdrawalRow>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .connection
+            .prepare_cached(&format!(
+                "SELECT {WITHDRAWAL_COLUMNS} FROM withdrawals WHERE state = 'open' AND started_ms <= ?1 \
+                 ORDER BY started_ms, key LIMIT ?2"
+            ))?
+            .query_map(params![started_ms_max, limit], |r| {
+                Ok(WithdrawalRow {
+                    key: r.get(0)?,
+                    user_id: r.get(1)?,
+                    withdrawal_key: r.get(2)?,
+                    card_token: r.get(3)?,
+                    amount_minor: r.get::<_, i64>(4)? as u64,
+                    fee_minor: r.get::<_, i64>(5)? as u64,
+                    free_minor: r.get::<_, i64>(6)? as u64,
+                    started_ms: r.get(7)?,
+                    state: r.get(8)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
     }
 
     fn p2p_insert(&mut self, row: &P2pRow) -> Result<bool, StoreError> {
@@ -887,6 +974,64 @@ impl WalletStore for PostgresWalletStore {
         Ok(())
     }
 
+    fn withdrawal_open(&mut self, row: &WithdrawalRow) -> Result<bool, StoreError> {
+        let [amount, fee, free] = minor_i64([row.amount_minor, row.fee_minor, row.free_minor])?;
+        let changed = self.client.execute(
+            "INSERT INTO withdrawals (key, user_id, withdrawal_key, card_token, amount_minor, fee_minor, \
+             free_minor, started_ms, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (key) DO NOTHING",
+            &[
+                &row.key,
+                &row.user_id,
+                &row.withdrawal_key,
+                &row.card_token,
+                &amount,
+                &fee,
+                &free,
+                &row.started_ms,
+                &row.state,
+            ],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn withdrawal_close(&mut self, key: &str, state: &str) -> Result<(), StoreError> {
+        self.client.execute(
+            "UPDATE withdrawals SET state = $2 WHERE key = $1 AND state = 'open'",
+            &[&key, &state],
+        )?;
+        Ok(())
+    }
+
+    fn withdrawals_open(
+        &mut self,
+        started_ms_max: i64,
+        limit: usize,
+    ) -> Result<Vec<WithdrawalRow>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.client.query(
+            &format!(
+                "SELECT {WITHDRAWAL_COLUMNS} FROM withdrawals WHERE state = 'open' AND started_ms <= $1 \
+                 ORDER BY started_ms, key LIMIT $2"
+            ),
+            &[&started_ms_max, &limit],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| WithdrawalRow {
+                key: r.get(0),
+                user_id: r.get(1),
+                withdrawal_key: r.get(2),
+                card_token: r.get(3),
+                amount_minor: r.get::<_, i64>(4) as u64,
+                fee_minor: r.get::<_, i64>(5) as u64,
+                free_minor: r.get::<_, i64>(6) as u64,
+                started_ms: r.get(7),
+                state: r.get(8),
+            })
+            .collect())
+    }
+
     fn p2p_insert(&mut self, row: &P2pRow) -> Result<bool, StoreError> {
         let amount = i64::try_from(row.amount_minor)
             .map_err(|_| StoreError::Corrupt("amount out of range".into()))?;
@@ -1028,6 +1173,19 @@ const BALANCE_SPENT_POSTGRES: &str = "SELECT CAST(coalesce(sum(amount_minor), 0)
      UNION ALL SELECT s.amount_minor, p.created_ms FROM red_packets p \
      JOIN red_packet_shares s ON s.packet_id = p.packet_id \
      WHERE p.sender_id = $1 AND p.created_ms >= $2 AND (s.grabber_id IS NOT NULL OR p.expires_ms > $5)) AS spent";
+
+const WITHDRAWAL_COLUMNS: &str = "key, user_id, withdrawal_key, card_token, amount_minor, fee_minor, \
+     free_minor, started_ms, state";
+
+/// Amounts as the databases store them; above `i64::MAX` is no amount zhifu ever moves.
+fn minor_i64<const N: usize>(amounts: [u64; N]) -> Result<[i64; N], StoreError> {
+    let mut out = [0i64; N];
+    for (slot, amount) in out.iter_mut().zip(amounts) {
+        *slot =
+            i64::try_from(amount).map_err(|_| StoreError::Corrupt("amount out of range".into()))?;
+    }
+    Ok(out)
+}
 
 const P2P_COLUMNS: &str =
     "transfer_id, payer_id, payee_id, amount_minor, created_ms, expires_ms, state, arrives_ms";

@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use zhifu_domain::bank::{BankMode, SimulatedBank};
 use zhifu_domain::wallet::people::People;
+use zhifu_domain::wallet::reconcile;
 use zhifu_ledger::AccountCode;
 use zhifu_store::{Engine, EngineConfig, StoreConfig, SystemClock};
 
@@ -49,6 +50,10 @@ pub struct Args {
     /// the server's secret and written to `<data-dir>/operator.token`.
     #[arg(long, env = "ZHIFU_OPERATOR_TOKEN", hide_env_values = true)]
     operator_token: Option<String>,
+    /// A withdrawal whose bank outcome is still unsettled after this long is finished by the
+    /// reconciler (the same request again: the bank pays at most once), which looks this often.
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
+    reconcile_after_ms: u64,
 }
 
 fn parse_bank_mode(text: &str) -> Result<BankMode, String> {
@@ -190,6 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.demo {
         crate::demo::seed(&state)?;
     }
+    let reconciler = Reconciler::start(&state, args.reconcile_after_ms);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -207,6 +213,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })?;
     // The stores' connections are dropped here, outside the runtime: the PostgreSQL client
     // runs a runtime of its own, which must not be dropped from async code.
+    reconciler.stop();
     drop(state);
     drop(runtime);
     // The server has stopped taking requests; the engine commits what is queued, then stops.
@@ -344,6 +351,51 @@ fn server_secret(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(&path)?.write_all(&secret)?;
     Ok(secret)
+}
+
+/// A thread that finishes withdrawals nobody settled (`zhifu_domain::wallet::reconcile`).
+struct Reconciler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Reconciler {
+    fn start(state: &AppState, after_ms: u64) -> Reconciler {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stopping, state) = (stop.clone(), state.clone());
+        let thread = std::thread::spawn(move || {
+            // Short naps, so that stopping never waits a whole period.
+            let nap = std::time::Duration::from_millis(after_ms.min(100));
+            let mut next_ms = state.now_ms() + after_ms as i64;
+            while !stopping.load(Ordering::Relaxed) {
+                std::thread::sleep(nap);
+                let now_ms = state.now_ms();
+                if now_ms < next_ms {
+                    continue;
+                }
+                next_ms = now_ms + after_ms as i64;
+                let people = state.people_blocking();
+                let bank = state.bank();
+                let started_ms_max = now_ms - after_ms as i64;
+                match reconcile::pass(&people, bank.as_ref(), state.engine(), started_ms_max) {
+                    Ok(pass) if pass == reconcile::Pass::default() => {}
+                    Ok(pass) => eprintln!(
+                        "zhifu serve: reconciled withdrawals: {} paid, {} declined, {} still open",
+                        pass.paid, pass.declined, pass.still_open
+                    ),
+                    Err(e) => {
+                        eprintln!("zhifu serve: reconciling withdrawals failed: {}", e.code())
+                    }
+                }
+            }
+        });
+        Reconciler { stop, thread }
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
 }
 
 /// The operator's token: given, or derived from the secret and written where the operator

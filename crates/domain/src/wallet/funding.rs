@@ -201,7 +201,13 @@ pub fn withdraw(
         },
         Err(e) => Err(e),
     };
-    settle(engine, &quote, &ids, paid.is_ok())?;
+    match settle(engine, &quote, &ids, paid.is_ok()) {
+        Ok(()) => {}
+        // The bank has answered and will answer the same again: the hold waits for a retry
+        // or the reconciler, which settle it the same way.
+        Err(FundingError::Engine(_)) => return Err(FundingError::Processing),
+        Err(e) => return Err(e),
+    }
     paid.map_err(FundingError::Bank)?;
     Ok(Withdrawal {
         transfer_id: ids.hold,

@@ -8,6 +8,7 @@ pub mod limits;
 pub mod p2p;
 pub mod people;
 pub mod pin;
+pub mod reconcile;
 pub mod red_packet;
 pub mod red_packets;
 

@@ -542,6 +542,31 @@ impl People {
             .write_plain(move |s| s.quota_use_release(&quota_key))?)
     }
 
+    /// Records a withdrawal about to ask the bank (once per key).
+    pub fn withdrawal_open(&self, row: zhifu_store::WithdrawalRow) -> Result<(), PeopleError> {
+        self.db.write_plain(move |s| s.withdrawal_open(&row))?;
+        Ok(())
+    }
+
+    /// Closes an open withdrawal as `paid` or `declined`.
+    pub fn withdrawal_close(&self, key: &str, state: &'static str) -> Result<(), PeopleError> {
+        let key = key.to_owned();
+        Ok(self
+            .db
+            .write_plain(move |s| s.withdrawal_close(&key, state))?)
+    }
+
+    /// Open withdrawals started no later than `started_ms_max`, oldest first.
+    pub fn withdrawals_open(
+        &self,
+        started_ms_max: i64,
+        limit: usize,
+    ) -> Result<Vec<zhifu_store::WithdrawalRow>, PeopleError> {
+        Ok(self
+            .db
+            .read(|s| s.withdrawals_open(started_ms_max, limit))?)
+    }
+
     fn id_lookup(&self, id_number: &IdNumber) -> Vec<u8> {
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.id_key)
             .expect("HMAC takes keys of any length");

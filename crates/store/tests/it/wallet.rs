@@ -138,6 +138,43 @@ fn users_and_sessions(backend: Backend) {
     assert_eq!(wallet.quota_use("w2").unwrap(), Some(40_000));
     assert_eq!(wallet.quota_use("w9").unwrap(), None);
 
+    // Withdrawals: open until settled, found by the reconciler oldest first, closed once.
+    let withdrawal = |key: &str, started_ms| zhifu_store::WithdrawalRow {
+        key: format!("{alice}:{key}"),
+        user_id: alice,
+        withdrawal_key: key.into(),
+        card_token: "card-token".into(),
+        amount_minor: 10_000,
+        fee_minor: 10,
+        free_minor: 0,
+        started_ms,
+        state: "open".into(),
+    };
+    assert!(wallet.withdrawal_open(&withdrawal("w-b", 20)).unwrap());
+    assert!(wallet.withdrawal_open(&withdrawal("w-a", 10)).unwrap());
+    assert!(
+        !wallet.withdrawal_open(&withdrawal("w-a", 99)).unwrap(),
+        "once per key"
+    );
+    let open = wallet.withdrawals_open(20, 10).unwrap();
+    assert_eq!(open, [withdrawal("w-a", 10), withdrawal("w-b", 20)]);
+    assert_eq!(
+        wallet.withdrawals_open(15, 10).unwrap().len(),
+        1,
+        "too young"
+    );
+    assert_eq!(wallet.withdrawals_open(20, 1).unwrap().len(), 1, "limited");
+    wallet
+        .withdrawal_close(&format!("{alice}:w-a"), "paid")
+        .unwrap();
+    wallet
+        .withdrawal_close(&format!("{alice}:w-a"), "declined")
+        .unwrap();
+    assert_eq!(
+        wallet.withdrawals_open(20, 10).unwrap(),
+        [withdrawal("w-b", 20)]
+    );
+
     // Transfers between people: listed for both, counted for the payer's limits.
     let p2p = |id: &str, amount_minor, created_ms, state: &str| P2pRow {
         transfer_id: id.into(),

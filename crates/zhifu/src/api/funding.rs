@@ -12,9 +12,10 @@ use serde_json::{Value, json};
 use zhifu_domain::bank::Holder;
 use zhifu_domain::wallet::fees::WithdrawalQuote;
 use zhifu_domain::wallet::funding::{
-    FundingError, IdempotencyKey, top_up as domain_top_up, withdraw as domain_withdraw,
+    IdempotencyKey, top_up as domain_top_up, withdraw as domain_withdraw,
 };
 use zhifu_domain::wallet::identity::{CardNumber, IdNumber, Phone};
+use zhifu_domain::wallet::reconcile;
 use zhifu_store::CardRow;
 
 #[derive(Deserialize)]
@@ -238,34 +239,33 @@ pub async fn withdraw_flow(
     let policy = state.withdrawal_policy();
     let (pin, token, amount_minor) = (request.pin, request.card_token, request.amount_minor);
     let key_text = key.as_str().to_owned();
+    let open_key = key.clone();
     let (card, quote) = state
         .with_people(move |people| {
             people.check_pin(user_id, &pin, now_ms)?;
             let card = people.card(user_id, &token)?;
             let quote = people.quote_withdrawal(user_id, &key_text, amount_minor, &policy)?;
+            // Recorded before the bank is asked, so that the reconciler finds it if nobody
+            // settles it.
+            reconcile::open(people, user_id, &open_key, &card.token, &quote, now_ms)?;
             Ok::<_, zhifu_domain::wallet::people::PeopleError>((card, quote))
         })
         .await??;
     let (bank, engine) = (state.bank(), state.engine_shared());
-    let release_key = key.clone();
     let result = tokio::task::spawn_blocking(move || {
-        domain_withdraw(bank.as_ref(), &engine, user_id, &card, quote, &key)
+        let result = domain_withdraw(bank.as_ref(), &engine, user_id, &card, quote, &key);
+        (result, key)
     })
     .await
     .map_err(|_| ApiError::Internal)?;
-    match result {
-        Ok(done) => Ok(done),
-        Err(FundingError::Processing) => Err(FundingError::Processing.into()),
-        Err(error) => {
-            // Nothing moved: the quota share goes back.
-            state
-                .with_people(move |people| {
-                    people.release_withdrawal_quota(user_id, release_key.as_str())
-                })
-                .await??;
-            Err(error.into())
-        }
-    }
+    let (result, key) = result;
+    let result = state
+        .with_people(move |people| {
+            reconcile::conclude(people, user_id, &key, &result)?;
+            Ok::<_, zhifu_domain::wallet::people::PeopleError>(result)
+        })
+        .await??;
+    Ok(result?)
 }
 
 impl CardMoneyRequest {

@@ -422,3 +422,56 @@ fn the_operator_switches_the_bank_while_the_server_runs() {
         "the operator token reached the log"
     );
 }
+
+#[test]
+fn a_withdrawal_nobody_retries_is_finished_by_the_reconciler() {
+    let server = Server::start_with_args(&["--reconcile-after-ms", "300"]);
+    let operator = server.operator_token();
+    let set_bank = |mode: &str| {
+        let body = format!(r#"{{"mode":"{mode}"}}"#);
+        let set = server.send("PUT", "/api/v1/operator/bank", &body, Some(&operator));
+        assert_eq!(set.status, 200, "{}", set.body);
+    };
+    let (token, card) = ready_to_pay(&server);
+    assert_eq!(
+        top_up(&server, &token, Some("in"), &card, 200_000, PIN).status,
+        201
+    );
+    let wallet = || {
+        server
+            .send("GET", "/api/v1/wallet", "", Some(&token))
+            .json()
+    };
+
+    // The bank never sees the request: the money is held, the caller told to wait.
+    set_bank("timeout_before_work");
+    let pending = withdraw(&server, &token, "out-1", &card, 150_000);
+    assert_eq!((pending.status, pending.code()), (202, "PROCESSING".into()));
+    assert_eq!(wallet()["available_minor"], 200_000 - 150_050);
+    assert_eq!(wallet()["balance_minor"], 200_000);
+
+    // Nobody retries; once the bank is back, the reconciler sends the same request and settles.
+    set_bank("normal");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while wallet()["balance_minor"] != 200_000 - 150_050 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never reconciled: {}",
+            wallet()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(wallet()["available_minor"], 200_000 - 150_050);
+    assert!(
+        server.log().contains("reconciled withdrawals: 1 paid"),
+        "{}",
+        server.log()
+    );
+
+    // A late retry by the caller finds it done: paid once, nothing moves again.
+    let retried = withdraw(&server, &token, "out-1", &card, 150_000);
+    assert_eq!(retried.status, 201, "{}", retried.body);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    assert_eq!(wallet()["balance_minor"], 200_000 - 150_050);
+    assert_eq!(wallet()["available_minor"], 200_000 - 150_050);
+}
