@@ -45,6 +45,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         10,
         include_str!("../migrations/postgres/0010_withdrawals.sql"),
     ),
+    (
+        11,
+        include_str!("../migrations/postgres/0011_pay_codes.sql"),
+    ),
 ];
 
 pub struct PostgresStore {

@@ -20,6 +20,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/sqlite/wallet_0007.sql")),
     (8, include_str!("../migrations/sqlite/wallet_0008.sql")),
     (9, include_str!("../migrations/sqlite/wallet_0009.sql")),
+    (10, include_str!("../migrations/sqlite/wallet_0010.sql")),
 ];
 
 /// A person to create.
@@ -108,6 +109,15 @@ pub struct WithdrawalRow {
     pub state: String,
 }
 
+/// A one-time pay code as kept: its keyed hash, whose it is, and when it was spent.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct PayCodeRow {
+    pub user_id: i64,
+    pub issued_ms: i64,
+    pub expires_ms: i64,
+    pub spent_ms: Option<i64>,
+}
+
 /// A red packet as sent.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct RedPacketRow {
@@ -184,6 +194,40 @@ pub trait WalletStore: Send {
         started_ms_max: i64,
         limit: usize,
     ) -> Result<Vec<WithdrawalRow>, StoreError>;
+    /// Records a new pay code and spends the person's older unspent ones (`issued_ms`).
+    fn pay_code_issue(
+        &mut self,
+        lookup: &[u8],
+        user_id: i64,
+        issued_ms: i64,
+        expires_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// The code as it was before this call, and spent at `now_ms` if it was unspent: first
+    /// use spends it, whatever comes of that use.
+    fn pay_code_take(
+        &mut self,
+        lookup: &[u8],
+        now_ms: i64,
+    ) -> Result<Option<PayCodeRow>, StoreError>;
+    /// False when the number is taken.
+    fn pay_device_insert(
+        &mut self,
+        device_no: i64,
+        user_id: i64,
+        created_ms: i64,
+    ) -> Result<bool, StoreError>;
+    fn pay_device_owner(&mut self, device_no: i64) -> Result<Option<i64>, StoreError>;
+    /// Spends a device's code of one time step; false when it was spent already.
+    fn pay_device_step_spend(&mut self, device_no: i64, step: i64) -> Result<bool, StoreError>;
+    fn static_code_payment_insert(
+        &mut self,
+        transfer_id: &str,
+        payer_id: i64,
+        amount_minor: u64,
+        created_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// What the payer paid to static receive codes since `since_ms`.
+    fn static_code_spent_since(&mut self, payer_id: i64, since_ms: i64) -> Result<u64, StoreError>;
     /// Records a transfer; false when its id exists already.
     fn p2p_insert(&mut self, row: &P2pRow) -> Result<bool, StoreError>;
     fn p2p(&mut self, transfer_id: &str) -> Result<Option<P2pRow>, StoreError>;
@@ -590,6 +634,118 @@ impl WalletStore for SqliteWalletStore {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
+    }
+
+    fn pay_code_issue(
+        &mut self,
+        lookup: &[u8],
+        user_id: i64,
+        issued_ms: i64,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.connection
+            .prepare_cached(
+                "UPDATE pay_codes SET spent_ms = ?2 WHERE user_id = ?1 AND spent_ms IS NULL",
+            )?
+            .execute(params![user_id, issued_ms])?;
+        self.connection
+            .prepare_cached(
+                "INSERT INTO pay_codes (lookup, user_id, issued_ms, expires_ms, spent_ms) \
+                 VALUES (?1, ?2, ?3, ?4, NULL)",
+            )?
+            .execute(params![lookup, user_id, issued_ms, expires_ms])?;
+        Ok(())
+    }
+
+    fn pay_code_take(
+        &mut self,
+        lookup: &[u8],
+        now_ms: i64,
+    ) -> Result<Option<PayCodeRow>, StoreError> {
+        let row = self
+            .connection
+            .prepare_cached(
+                "SELECT user_id, issued_ms, expires_ms, spent_ms FROM pay_codes WHERE lookup = ?1",
+            )?
+            .query_row([lookup], |r| {
+                Ok(PayCodeRow {
+                    user_id: r.get(0)?,
+                    issued_ms: r.get(1)?,
+                    expires_ms: r.get(2)?,
+                    spent_ms: r.get(3)?,
+                })
+            })
+            .optional()?;
+        if row.as_ref().is_some_and(|r| r.spent_ms.is_none()) {
+            self.connection
+                .prepare_cached("UPDATE pay_codes SET spent_ms = ?2 WHERE lookup = ?1")?
+                .execute(params![lookup, now_ms])?;
+        }
+        Ok(row)
+    }
+
+    fn pay_device_insert(
+        &mut self,
+        device_no: i64,
+        user_id: i64,
+        created_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO pay_devices (device_no, user_id, created_ms) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (device_no) DO NOTHING",
+            )?
+            .execute(params![device_no, user_id, created_ms])?;
+        Ok(changed == 1)
+    }
+
+    fn pay_device_owner(&mut self, device_no: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .connection
+            .prepare_cached("SELECT user_id FROM pay_devices WHERE device_no = ?1")?
+            .query_row([device_no], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn pay_device_step_spend(&mut self, device_no: i64, step: i64) -> Result<bool, StoreError> {
+        let changed = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO pay_device_steps (device_no, step) VALUES (?1, ?2) \
+                 ON CONFLICT (device_no, step) DO NOTHING",
+            )?
+            .execute(params![device_no, step])?;
+        Ok(changed == 1)
+    }
+
+    fn static_code_payment_insert(
+        &mut self,
+        transfer_id: &str,
+        payer_id: i64,
+        amount_minor: u64,
+        created_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let [amount] = minor_i64([amount_minor])?;
+        let changed = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO static_code_payments (transfer_id, payer_id, amount_minor, created_ms) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (transfer_id) DO NOTHING",
+            )?
+            .execute(params![transfer_id, payer_id, amount, created_ms])?;
+        Ok(changed == 1)
+    }
+
+    fn static_code_spent_since(&mut self, payer_id: i64, since_ms: i64) -> Result<u64, StoreError> {
+        let spent: i64 = self
+            .connection
+            .prepare_cached(
+                "SELECT coalesce(sum(amount_minor), 0) FROM static_code_payments \
+                 WHERE payer_id = ?1 AND created_ms >= ?2",
+            )?
+            .query_row(params![payer_id, since_ms], |r| r.get(0))?;
+        Ok(u64::try_from(spent).unwrap_or(0))
     }
 
     fn p2p_insert(&mut self, row: &P2pRow) -> Result<bool, StoreError> {
@@ -1030,6 +1186,110 @@ impl WalletStore for PostgresWalletStore {
                 state: r.get(8),
             })
             .collect())
+    }
+
+    fn pay_code_issue(
+        &mut self,
+        lookup: &[u8],
+        user_id: i64,
+        issued_ms: i64,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.client.execute(
+            "UPDATE pay_codes SET spent_ms = $2 WHERE user_id = $1 AND spent_ms IS NULL",
+            &[&user_id, &issued_ms],
+        )?;
+        self.client.execute(
+            "INSERT INTO pay_codes (lookup, user_id, issued_ms, expires_ms, spent_ms) \
+             VALUES ($1, $2, $3, $4, NULL)",
+            &[&lookup, &user_id, &issued_ms, &expires_ms],
+        )?;
+        Ok(())
+    }
+
+    fn pay_code_take(
+        &mut self,
+        lookup: &[u8],
+        now_ms: i64,
+    ) -> Result<Option<PayCodeRow>, StoreError> {
+        // Row-locked, so that two takes of one code cannot both find it unspent.
+        let row = self
+            .client
+            .query_opt(
+                "SELECT user_id, issued_ms, expires_ms, spent_ms FROM pay_codes WHERE lookup = $1 FOR UPDATE",
+                &[&lookup],
+            )?
+            .map(|r| PayCodeRow {
+                user_id: r.get(0),
+                issued_ms: r.get(1),
+                expires_ms: r.get(2),
+                spent_ms: r.get(3),
+            });
+        if row.as_ref().is_some_and(|r| r.spent_ms.is_none()) {
+            self.client.execute(
+                "UPDATE pay_codes SET spent_ms = $2 WHERE lookup = $1",
+                &[&lookup, &now_ms],
+            )?;
+        }
+        Ok(row)
+    }
+
+    fn pay_device_insert(
+        &mut self,
+        device_no: i64,
+        user_id: i64,
+        created_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let changed = self.client.execute(
+            "INSERT INTO pay_devices (device_no, user_id, created_ms) VALUES ($1, $2, $3) \
+             ON CONFLICT (device_no) DO NOTHING",
+            &[&device_no, &user_id, &created_ms],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn pay_device_owner(&mut self, device_no: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .client
+            .query_opt(
+                "SELECT user_id FROM pay_devices WHERE device_no = $1",
+                &[&device_no],
+            )?
+            .map(|r| r.get(0)))
+    }
+
+    fn pay_device_step_spend(&mut self, device_no: i64, step: i64) -> Result<bool, StoreError> {
+        let changed = self.client.execute(
+            "INSERT INTO pay_device_steps (device_no, step) VALUES ($1, $2) \
+             ON CONFLICT (device_no, step) DO NOTHING",
+            &[&device_no, &step],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn static_code_payment_insert(
+        &mut self,
+        transfer_id: &str,
+        payer_id: i64,
+        amount_minor: u64,
+        created_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let [amount] = minor_i64([amount_minor])?;
+        let changed = self.client.execute(
+            "INSERT INTO static_code_payments (transfer_id, payer_id, amount_minor, created_ms) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (transfer_id) DO NOTHING",
+            &[&transfer_id, &payer_id, &amount, &created_ms],
+        )?;
+        Ok(changed == 1)
+    }
+
+    fn static_code_spent_since(&mut self, payer_id: i64, since_ms: i64) -> Result<u64, StoreError> {
+        let row = self.client.query_one(
+            "SELECT CAST(coalesce(sum(amount_minor), 0) AS BIGINT) FROM static_code_payments \
+             WHERE payer_id = $1 AND created_ms >= $2",
+            &[&payer_id, &since_ms],
+        )?;
+        Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
     }
 
     fn p2p_insert(&mut self, row: &P2pRow) -> Result<bool, StoreError> {

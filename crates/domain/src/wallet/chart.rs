@@ -74,6 +74,8 @@ pub const CODE_WITHDRAWAL: u16 = 2;
 pub const CODE_WITHDRAWAL_FEE: u16 = 3;
 pub const CODE_P2P: u16 = 4;
 pub const CODE_RED_PACKET: u16 = 5;
+/// A payment to a person's receive-money code: posted at once, no acceptance.
+pub const CODE_RECEIVE_CODE: u16 = 6;
 
 /// Whose account this is: a person's (by user id) or one of the institution's.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

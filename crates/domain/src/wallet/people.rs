@@ -542,6 +542,11 @@ impl People {
             .write_plain(move |s| s.quota_use_release(&quota_key))?)
     }
 
+    /// The person's verified identity, if any (masked fields only leave this crate).
+    pub fn identity(&self, user_id: i64) -> Result<Option<IdentityRow>, PeopleError> {
+        Ok(self.db.read(|s| s.identity(user_id))?)
+    }
+
     /// Records a withdrawal about to ask the bank (once per key).
     pub fn withdrawal_open(&self, row: zhifu_store::WithdrawalRow) -> Result<(), PeopleError> {
         self.db.write_plain(move |s| s.withdrawal_open(&row))?;

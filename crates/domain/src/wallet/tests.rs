@@ -870,7 +870,7 @@ mod p2p {
             accept: bool,
         ) -> Result<zhifu_store::P2pRow, P2pError> {
             let now_ms = self.now_ms();
-            resolve(&mut self.people, &self.engine, payee, id, accept, now_ms)
+            resolve(&self.people, &self.engine, payee, id, accept, now_ms)
         }
 
         fn send(
@@ -882,7 +882,7 @@ mod p2p {
         ) -> Result<zhifu_store::P2pRow, P2pError> {
             let now_ms = self.now_ms();
             send(
-                &mut self.people,
+                &self.people,
                 &self.engine,
                 &LimitPolicy::default(),
                 payer,
@@ -981,7 +981,7 @@ mod p2p {
         let delayed = |world: &mut World, key: &str| {
             let now_ms = world.now_ms();
             send(
-                &mut world.people,
+                &world.people,
                 &world.engine,
                 &LimitPolicy::default(),
                 alice,
@@ -1002,7 +1002,7 @@ mod p2p {
         ));
         let now_ms = world.now_ms();
         let cancelled = cancel(
-            &mut world.people,
+            &world.people,
             &world.engine,
             alice,
             &first.transfer_id,
@@ -1018,7 +1018,7 @@ mod p2p {
         let now_ms = world.now_ms();
         assert!(matches!(
             cancel(
-                &mut world.people,
+                &world.people,
                 &world.engine,
                 alice,
                 &second.transfer_id,
@@ -1053,7 +1053,7 @@ mod p2p {
         // Red packets count against the same limit.
         let now_ms = world.now_ms();
         let refused = crate::wallet::red_packets::send(
-            &mut world.people,
+            &world.people,
             &world.engine,
             &crate::wallet::red_packet::RedPacketPolicy::default(),
             &LimitPolicy::default(),
@@ -1092,7 +1092,7 @@ mod p2p {
             total_minor: 10_000,
         };
         let packet = send_packet(
-            &mut world.people,
+            &world.people,
             &world.engine,
             &RedPacketPolicy::default(),
             &LimitPolicy::default(),
@@ -1106,7 +1106,7 @@ mod p2p {
         .unwrap();
         assert_eq!(world.balances(alice), (50_000, 40_000), "every share held");
         let again = send_packet(
-            &mut world.people,
+            &world.people,
             &world.engine,
             &RedPacketPolicy::default(),
             &LimitPolicy::default(),
@@ -1123,7 +1123,7 @@ mod p2p {
         let mut won = Vec::new();
         for &grabber in &grabbers {
             match grab(
-                &mut world.people,
+                &world.people,
                 &world.engine,
                 &packet.packet_id,
                 grabber,
@@ -1139,7 +1139,7 @@ mod p2p {
         for (grabber, amount) in &won {
             assert_eq!(world.balances(*grabber).0, *amount as i128);
             let twice = grab(
-                &mut world.people,
+                &world.people,
                 &world.engine,
                 &packet.packet_id,
                 *grabber,
@@ -1155,7 +1155,7 @@ mod p2p {
         let key = IdempotencyKey::parse("packet-2").unwrap();
         let normal = RedPacketKind::Normal { share_minor: 1_000 };
         let second = send_packet(
-            &mut world.people,
+            &world.people,
             &world.engine,
             &RedPacketPolicy::default(),
             &LimitPolicy::default(),
@@ -1169,7 +1169,7 @@ mod p2p {
         .unwrap();
         assert_eq!(
             grab(
-                &mut world.people,
+                &world.people,
                 &world.engine,
                 &second.packet_id,
                 stranger,
@@ -1180,7 +1180,7 @@ mod p2p {
             "RECIPIENT_UNVERIFIED"
         );
         grab(
-            &mut world.people,
+            &world.people,
             &world.engine,
             &second.packet_id,
             grabbers[0],
@@ -1194,7 +1194,7 @@ mod p2p {
         let later = world.now_ms();
         assert_eq!(
             grab(
-                &mut world.people,
+                &world.people,
                 &world.engine,
                 &second.packet_id,
                 grabbers[1],
@@ -1360,5 +1360,237 @@ mod p2p {
             Some(world) => ten_thousand_grab_a_lucky_packet_of_100(world),
             None => eprintln!("SKIPPED: no PostgreSQL (run under pg_virtualenv)"),
         }
+    }
+
+    fn conservation(world: &World) {
+        let mut reader = world.config.open().unwrap();
+        let mut all = Vec::new();
+        reader.scan_accounts(&mut |a| all.push(a)).unwrap();
+        zhifu_ledger::check_conservation(all.iter()).unwrap();
+    }
+
+    #[test]
+    fn pay_codes_are_spent_once_expire_and_refuse_guesses() {
+        use crate::wallet::pay_codes::{
+            PayCodeError, PayCodePolicy, PayCodes, RedeemError, offline_code,
+        };
+        let mut world = World::new();
+        let alice = world.person("13800000101", "11010519491231001", true, 0);
+        let codes = PayCodes::new(&[9; 32], PayCodePolicy::default());
+        let mut random = super::Seeded(7);
+        let now = world.now_ms();
+        let refused = |result: Result<i64, RedeemError>| match result {
+            Err(RedeemError::Code(e)) => e,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+
+        // Online: 18 digits, the institution's prefix; whose it is, once.
+        let issued = codes.issue(&world.people, alice, &mut random, now).unwrap();
+        assert_eq!(issued.code.len(), 18);
+        assert!(issued.code.starts_with("19"));
+        assert!(
+            !format!("{issued:?}").contains(&issued.code),
+            "no live code in Debug"
+        );
+        assert_eq!(
+            codes
+                .redeem(&world.people, &issued.code, "shop", now + 1)
+                .unwrap(),
+            alice
+        );
+        let again = codes.redeem(&world.people, &issued.code, "shop", now + 2);
+        assert_eq!(refused(again), PayCodeError::Spent);
+
+        // Expired after the TTL, and spent by that failed use too.
+        let late = codes.issue(&world.people, alice, &mut random, now).unwrap();
+        let expired = codes.redeem(&world.people, &late.code, "shop", now + 60_000);
+        assert_eq!(refused(expired), PayCodeError::Expired);
+        let after = codes.redeem(&world.people, &late.code, "shop", now + 1);
+        assert_eq!(refused(after), PayCodeError::Spent);
+
+        // A new code spends the older one.
+        let first = codes.issue(&world.people, alice, &mut random, now).unwrap();
+        let second = codes.issue(&world.people, alice, &mut random, now).unwrap();
+        assert_eq!(
+            refused(codes.redeem(&world.people, &first.code, "shop", now)),
+            PayCodeError::Spent
+        );
+        assert_eq!(
+            codes
+                .redeem(&world.people, &second.code, "shop", now)
+                .unwrap(),
+            alice
+        );
+
+        // Another institution's prefix, a malformed code.
+        let other = format!("28{}", &second.code[2..]);
+        assert_eq!(
+            refused(codes.redeem(&world.people, &other, "shop", now)),
+            PayCodeError::OtherInstitution
+        );
+        for malformed in ["19", "19123456789012345a", "1912345678901234567", ""] {
+            assert_eq!(
+                refused(codes.redeem(&world.people, malformed, "shop", now)),
+                PayCodeError::Malformed
+            );
+        }
+
+        // Guessing: ten wrong codes, then even a right one is refused for a while, for that
+        // redeemer only.
+        for guess in 0..10u64 {
+            let code = format!("190{guess:015}");
+            assert_eq!(
+                refused(codes.redeem(&world.people, &code, "guesser", now)),
+                PayCodeError::Unknown
+            );
+        }
+        let right = codes.issue(&world.people, alice, &mut random, now).unwrap();
+        assert_eq!(
+            refused(codes.redeem(&world.people, &right.code, "guesser", now)),
+            PayCodeError::RateLimited
+        );
+        assert_eq!(
+            codes
+                .redeem(&world.people, &right.code, "shop", now)
+                .unwrap(),
+            alice
+        );
+        let later = codes
+            .issue(&world.people, alice, &mut random, now + 60_000)
+            .unwrap();
+        assert_eq!(
+            codes
+                .redeem(&world.people, &later.code, "guesser", now + 60_000)
+                .unwrap(),
+            alice
+        );
+
+        // Offline: a device derives the code from its secret and the time; the server agrees,
+        // for this step and the one before, once per step.
+        let device = codes
+            .enrol_device(&world.people, alice, &mut random, now)
+            .unwrap();
+        assert!(
+            !format!("{device:?}").contains("secret: ["),
+            "no secret in Debug"
+        );
+        let step = now.div_euclid(device.step_ms);
+        let shown = offline_code("19", device.device_no, &device.secret, step);
+        assert_eq!(shown.len(), 18);
+        assert_eq!(
+            codes
+                .redeem(&world.people, &shown, "shop", now + device.step_ms)
+                .unwrap(),
+            alice
+        );
+        assert_eq!(
+            refused(codes.redeem(&world.people, &shown, "shop", now + 1)),
+            PayCodeError::Spent
+        );
+        let old = offline_code("19", device.device_no, &device.secret, step - 2);
+        assert_eq!(
+            refused(codes.redeem(&world.people, &old, "shop", now)),
+            PayCodeError::Expired
+        );
+        let forged = offline_code("19", device.device_no, &[1; 32], step);
+        assert_eq!(
+            refused(codes.redeem(&world.people, &forged, "shop", now)),
+            PayCodeError::Unknown
+        );
+    }
+
+    #[test]
+    fn receive_codes_pay_at_once_within_the_static_cap() {
+        use crate::wallet::receive_codes::{ReceiveCodeError, ReceiveCodePolicy, ReceiveCodes};
+        let mut world = World::new();
+        let alice = world.person("13800000201", "11010519491231001", true, 200_000);
+        let bob = world.person("13800000202", "11010519491231002", true, 0);
+        let unverified = world.person("13800000203", "11010519491231003", false, 0);
+        let codes = ReceiveCodes::new(&[9; 32], ReceiveCodePolicy::default());
+        let limits = LimitPolicy::default();
+        let now = world.now_ms();
+        let pay = |world: &World, code: &str, amount: Option<u64>, key: &str| {
+            codes.pay(
+                &world.people,
+                &world.engine,
+                &limits,
+                alice,
+                code,
+                amount,
+                &IdempotencyKey::parse(key).unwrap(),
+                now,
+            )
+        };
+
+        // Bob's code with a preset amount: a valid EMV payload, his masked name, no id number.
+        let preset = codes.code_for(&world.people, bob, Some(30_000)).unwrap();
+        let decoded = zhifu_codes::decode(&preset).unwrap();
+        assert_eq!(decoded.merchant_name.as_str(), "*三");
+        assert!(matches!(
+            codes.code_for(&world.people, unverified, None),
+            Err(ReceiveCodeError::P2p(P2pError::Limit(_)))
+        ));
+        let paid = pay(&world, &preset, None, "scan-1").unwrap();
+        assert_eq!(
+            (paid.payee_id, paid.amount_minor, paid.state.as_str()),
+            (bob, 30_000, "accepted")
+        );
+        assert_eq!(
+            pay(&world, &preset, None, "scan-1").unwrap(),
+            paid,
+            "a retry pays once"
+        );
+        assert_eq!(world.balances(bob).0, 30_000, "arrived at once");
+        assert!(matches!(
+            pay(&world, &preset, Some(100), "scan-2"),
+            Err(ReceiveCodeError::AmountMismatch)
+        ));
+
+        // Bob's open code: the payer enters the amount. The static cap is 500.00 a day:
+        // 300.00 paid, 200.00 more is the edge, 0.01 beyond it is refused.
+        let open = codes.code_for(&world.people, bob, None).unwrap();
+        assert!(matches!(
+            pay(&world, &open, None, "scan-3"),
+            Err(ReceiveCodeError::AmountMissing)
+        ));
+        pay(&world, &open, Some(20_000), "scan-4").unwrap();
+        match pay(&world, &open, Some(1), "scan-5") {
+            Err(ReceiveCodeError::StaticDailyCap { left_minor: 0 }) => {}
+            other => panic!("expected the static cap, got {other:?}"),
+        }
+        assert_eq!(world.balances(bob).0, 50_000);
+
+        // Codes that are not a person's of this wallet: forged tag, another GUID, damage.
+        let forged = open.replace(&format!("{bob}."), &format!("{unverified}."));
+        let refused = pay(&world, &forged, Some(100), "scan-6").unwrap_err();
+        assert!(
+            matches!(
+                refused,
+                ReceiveCodeError::Unreadable { .. } | ReceiveCodeError::NotOurs
+            ),
+            "{refused:?}"
+        );
+        let other_bank = ReceiveCodes::new(
+            &[9; 32],
+            ReceiveCodePolicy {
+                guid: "com.other".into(),
+                ..Default::default()
+            },
+        );
+        let theirs = other_bank.code_for(&world.people, bob, None).unwrap();
+        assert!(matches!(
+            pay(&world, &theirs, Some(100), "scan-7"),
+            Err(ReceiveCodeError::NotOurs)
+        ));
+        let last = if open.ends_with('0') { '1' } else { '0' };
+        let damaged = format!("{}{last}", &open[..open.len() - 1]);
+        assert_eq!(
+            pay(&world, &damaged, Some(100), "scan-8")
+                .unwrap_err()
+                .code(),
+            "BAD_CRC"
+        );
+        assert_eq!(world.balances(bob).0, 50_000, "nothing moved");
+        conservation(&world);
     }
 }

@@ -175,6 +175,60 @@ fn users_and_sessions(backend: Backend) {
         [withdrawal("w-b", 20)]
     );
 
+    // Pay codes: a new one spends the older; the first take spends it, later takes see that.
+    wallet.pay_code_issue(b"code-1", alice, 100, 160).unwrap();
+    wallet.pay_code_issue(b"code-2", alice, 110, 170).unwrap();
+    let taken = wallet
+        .pay_code_take(b"code-1", 120)
+        .unwrap()
+        .expect("known");
+    assert_eq!(taken.spent_ms, Some(110), "spent when code-2 was shown");
+    let taken = wallet
+        .pay_code_take(b"code-2", 120)
+        .unwrap()
+        .expect("known");
+    assert_eq!(
+        (taken.user_id, taken.expires_ms, taken.spent_ms),
+        (alice, 170, None)
+    );
+    let again = wallet
+        .pay_code_take(b"code-2", 130)
+        .unwrap()
+        .expect("known");
+    assert_eq!(again.spent_ms, Some(120), "spent by the first take");
+    assert_eq!(wallet.pay_code_take(b"never", 130).unwrap(), None);
+    assert!(wallet.pay_device_insert(5_000_001, alice, 1).unwrap());
+    assert!(
+        !wallet.pay_device_insert(5_000_001, bob, 1).unwrap(),
+        "number taken"
+    );
+    assert_eq!(wallet.pay_device_owner(5_000_001).unwrap(), Some(alice));
+    assert_eq!(wallet.pay_device_owner(5_000_002).unwrap(), None);
+    assert!(wallet.pay_device_step_spend(5_000_001, 42).unwrap());
+    assert!(
+        !wallet.pay_device_step_spend(5_000_001, 42).unwrap(),
+        "once"
+    );
+    assert!(wallet.pay_device_step_spend(5_000_001, 43).unwrap());
+    assert!(
+        wallet
+            .static_code_payment_insert("s1", alice, 300, 10)
+            .unwrap()
+    );
+    assert!(
+        !wallet
+            .static_code_payment_insert("s1", alice, 300, 10)
+            .unwrap()
+    );
+    assert!(
+        wallet
+            .static_code_payment_insert("s2", alice, 200, 20)
+            .unwrap()
+    );
+    assert_eq!(wallet.static_code_spent_since(alice, 0).unwrap(), 500);
+    assert_eq!(wallet.static_code_spent_since(alice, 15).unwrap(), 200);
+    assert_eq!(wallet.static_code_spent_since(bob, 0).unwrap(), 0);
+
     // Transfers between people: listed for both, counted for the payer's limits.
     let p2p = |id: &str, amount_minor, created_ms, state: &str| P2pRow {
         transfer_id: id.into(),
