@@ -19,7 +19,9 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use zhifu_domain::bank::{BankMode, SimulatedBank};
+use zhifu_domain::wallet::pay_codes::{PayCodePolicy, PayCodes};
 use zhifu_domain::wallet::people::People;
+use zhifu_domain::wallet::receive_codes::{ReceiveCodePolicy, ReceiveCodes};
 use zhifu_domain::wallet::reconcile;
 use zhifu_ledger::AccountCode;
 use zhifu_store::{Engine, EngineConfig, StoreConfig, SystemClock};
@@ -77,9 +79,19 @@ pub struct AppState {
     reader: Arc<Mutex<Box<dyn zhifu_store::Store>>>,
     bank: Arc<SimulatedBank>,
     operator_token: Arc<str>,
+    pay_codes: PayCodes,
+    receive_codes: ReceiveCodes,
 }
 
 impl AppState {
+    pub fn pay_codes(&self) -> &PayCodes {
+        &self.pay_codes
+    }
+
+    pub fn receive_codes(&self) -> &ReceiveCodes {
+        &self.receive_codes
+    }
+
     pub fn operator_token(&self) -> &str {
         &self.operator_token
     }
@@ -190,6 +202,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "simulated bank",
         ))),
         operator_token: operator_token(args.operator_token, &args.data_dir, &secret)?.into(),
+        pay_codes: PayCodes::new(&secret, PayCodePolicy::default()),
+        receive_codes: ReceiveCodes::new(&secret, ReceiveCodePolicy::default()),
     };
     state.bank.set_mode(args.bank_mode);
     if args.demo {
@@ -315,6 +329,17 @@ fn app(state: AppState) -> Router {
         .route(
             "/api/v1/operator/bank",
             get(crate::api::operator::bank).put(crate::api::operator::set_bank),
+        )
+        .route("/api/v1/receive-code", get(crate::api::codes::receive_code))
+        .route(
+            "/api/v1/receive-code/payments",
+            post(crate::api::codes::pay_receive_code),
+        )
+        .route("/api/v1/pay-codes", post(crate::api::codes::issue_pay_code))
+        .route("/api/v1/pay-devices", post(crate::api::codes::enrol_device))
+        .route(
+            "/api/v1/operator/pay-codes/redeem",
+            post(crate::api::codes::redeem_pay_code),
         )
         .route("/api/v1/wallet", get(crate::api::wallet::balance))
         .route("/api/v1/receipts/{id}", get(crate::api::wallet::receipt))

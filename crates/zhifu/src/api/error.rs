@@ -8,8 +8,10 @@ use zhifu_domain::bank::BankError;
 use zhifu_domain::wallet::funding::FundingError;
 use zhifu_domain::wallet::identity::IdentityError;
 use zhifu_domain::wallet::p2p::P2pError;
+use zhifu_domain::wallet::pay_codes::PayCodeError;
 use zhifu_domain::wallet::people::PeopleError;
 use zhifu_domain::wallet::pin::PinError;
+use zhifu_domain::wallet::receive_codes::ReceiveCodeError;
 use zhifu_domain::wallet::red_packets::RedPacketServiceError;
 
 #[derive(Debug)]
@@ -34,6 +36,10 @@ pub enum ApiError {
     IdempotencyKeyInvalid,
     /// An operator call without the operator token, or with another.
     OperatorUnauthorized,
+    ReceiveCode(ReceiveCodeError),
+    PayCode(PayCodeError),
+    /// A redeemer id that is empty or longer than 64 characters.
+    RedeemerInvalid,
     /// A bank mode other than normal, fail, timeout_after_work, timeout_before_work.
     BankModeInvalid,
     /// Something on our side; the detail goes to the log, not to the caller.
@@ -60,23 +66,7 @@ impl ApiError {
             },
             ApiError::Identity(e) => (StatusCode::UNPROCESSABLE_ENTITY, e.code()),
             ApiError::People(e) => (people_status(e), e.code()),
-            ApiError::P2p(P2pError::People(e)) => (people_status(e), e.code()),
-            ApiError::P2p(e) => {
-                let status = match e {
-                    P2pError::AmountInvalid | P2pError::PayeeIsPayer | P2pError::Ledger(_) => {
-                        StatusCode::UNPROCESSABLE_ENTITY
-                    }
-                    P2pError::Limit(_) => StatusCode::FORBIDDEN,
-                    P2pError::PayeeNotFound | P2pError::NotFound => StatusCode::NOT_FOUND,
-                    P2pError::KeyReused
-                    | P2pError::NotHeld
-                    | P2pError::NotYetArrived
-                    | P2pError::AlreadyArrived => StatusCode::CONFLICT,
-                    P2pError::Engine(_) => StatusCode::SERVICE_UNAVAILABLE,
-                    P2pError::People(_) => unreachable!("matched above"),
-                };
-                (status, e.code())
-            }
+            ApiError::P2p(e) | ApiError::ReceiveCode(ReceiveCodeError::P2p(e)) => p2p_status(e),
             ApiError::Funding(e) => {
                 let status = match e {
                     FundingError::AmountInvalid | FundingError::Ledger(_) => {
@@ -116,6 +106,26 @@ impl ApiError {
             ApiError::SessionMissing => (StatusCode::UNAUTHORIZED, "SESSION_MISSING"),
             ApiError::QueryInvalid => (StatusCode::BAD_REQUEST, "QUERY_INVALID"),
             ApiError::OperatorUnauthorized => (StatusCode::UNAUTHORIZED, "OPERATOR_UNAUTHORIZED"),
+            ApiError::ReceiveCode(e) => {
+                let status = match e {
+                    ReceiveCodeError::StaticDailyCap { .. } => StatusCode::FORBIDDEN,
+                    _ => StatusCode::UNPROCESSABLE_ENTITY,
+                };
+                (status, e.code())
+            }
+            ApiError::PayCode(e) => {
+                let status = match e {
+                    PayCodeError::Malformed | PayCodeError::OtherInstitution => {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    }
+                    PayCodeError::Unknown => StatusCode::NOT_FOUND,
+                    PayCodeError::Spent => StatusCode::CONFLICT,
+                    PayCodeError::Expired => StatusCode::GONE,
+                    PayCodeError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+                };
+                (status, e.code())
+            }
+            ApiError::RedeemerInvalid => (StatusCode::UNPROCESSABLE_ENTITY, "REDEEMER_INVALID"),
             ApiError::BankModeInvalid => (StatusCode::UNPROCESSABLE_ENTITY, "BANK_MODE_INVALID"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
@@ -135,10 +145,7 @@ impl ApiError {
                 "the ledger is unavailable; try again with the same Idempotency-Key".into()
             }
             ApiError::Funding(e) => e.to_string(),
-            ApiError::P2p(P2pError::Engine(_) | P2pError::People(PeopleError::Store(_))) => {
-                "the ledger is unavailable; try again with the same Idempotency-Key".into()
-            }
-            ApiError::P2p(e) => e.to_string(),
+            ApiError::P2p(e) | ApiError::ReceiveCode(ReceiveCodeError::P2p(e)) => p2p_message(e),
             ApiError::RedPacket(
                 RedPacketServiceError::Engine(_)
                 | RedPacketServiceError::People(PeopleError::Store(_)),
@@ -158,6 +165,9 @@ impl ApiError {
             ApiError::OperatorUnauthorized => {
                 "operator calls take the operator token: Authorization: Bearer <token>".into()
             }
+            ApiError::ReceiveCode(e) => e.to_string(),
+            ApiError::PayCode(e) => e.to_string(),
+            ApiError::RedeemerInvalid => "redeemer is 1 to 64 characters".into(),
             ApiError::BankModeInvalid => {
                 "mode is normal, fail, timeout_after_work or timeout_before_work".into()
             }
@@ -225,6 +235,32 @@ fn bank_status(error: BankError) -> StatusCode {
         | BankError::InsufficientFunds
         | BankError::Declined => StatusCode::UNPROCESSABLE_ENTITY,
         BankError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+    }
+}
+
+fn p2p_status(e: &P2pError) -> (StatusCode, &'static str) {
+    let status = match e {
+        P2pError::People(e) => return (people_status(e), e.code()),
+        P2pError::AmountInvalid | P2pError::PayeeIsPayer | P2pError::Ledger(_) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        P2pError::Limit(_) => StatusCode::FORBIDDEN,
+        P2pError::PayeeNotFound | P2pError::NotFound => StatusCode::NOT_FOUND,
+        P2pError::KeyReused
+        | P2pError::NotHeld
+        | P2pError::NotYetArrived
+        | P2pError::AlreadyArrived => StatusCode::CONFLICT,
+        P2pError::Engine(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, e.code())
+}
+
+fn p2p_message(e: &P2pError) -> String {
+    match e {
+        P2pError::Engine(_) | P2pError::People(PeopleError::Store(_)) => {
+            "the ledger is unavailable; try again with the same Idempotency-Key".into()
+        }
+        e => e.to_string(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The JSON API, version 1.
 
+pub mod codes;
 pub mod error;
 pub mod funding;
 pub mod operator;

@@ -18,7 +18,7 @@ use zhifu_store::P2pRow;
 /// Transfers in one listing.
 const LISTING_LEN: usize = 50;
 
-fn transfer_json(row: &P2pRow, viewer: i64, now_ms: i64) -> Value {
+pub(crate) fn transfer_json(row: &P2pRow, viewer: i64, now_ms: i64) -> Value {
     json!({
         "transfer_id": row.transfer_id,
         "direction": if row.payer_id == viewer { "sent" } else { "received" },

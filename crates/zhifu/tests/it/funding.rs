@@ -7,10 +7,10 @@ const PHONE: &str = "13812345678";
 const ID_NUMBER: &str = "11010519491231002X";
 /// A UnionPay-like number that passes Luhn.
 const CARD: &str = "6222021234567890128";
-const PIN: &str = "802514";
+pub(crate) const PIN: &str = "802514";
 
 /// Signs up, sets the PIN, verifies and binds the card; returns (token, card token).
-fn ready_to_pay(server: &Server) -> (String, String) {
+pub(crate) fn ready_to_pay(server: &Server) -> (String, String) {
     let token = signed_up(server, PHONE);
     let pin = format!(r#"{{"password":"long enough password","pin":"{PIN}"}}"#);
     assert_eq!(
@@ -34,7 +34,7 @@ fn ready_to_pay(server: &Server) -> (String, String) {
     (token, bound.json()["token"].as_str().unwrap().to_owned())
 }
 
-fn top_up(
+pub(crate) fn top_up(
     server: &Server,
     token: &str,
     key: Option<&str>,

@@ -1,6 +1,7 @@
 //! The `zhifu` binary as users run it: a real process, real HTTP on loopback.
 
 mod browser;
+mod codes;
 mod contract;
 mod funding;
 mod people;

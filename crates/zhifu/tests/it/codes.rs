@@ -1,0 +1,162 @@
+//! Codes over HTTP: a person's receive code paid at once within the static-code cap, one-time
+//! pay codes spent on first use, and a device's offline codes.
+
+use crate::funding::{PIN, ready_to_pay, top_up};
+use crate::support::Server;
+use crate::wallet::signed_up;
+
+fn verified(server: &Server, phone: &str) -> String {
+    let token = signed_up(server, phone);
+    let id = zhifu_domain::wallet::identity::make::id_number("11010519800101077");
+    let body = format!(r#"{{"name":"李四","id_number":"{id}"}}"#);
+    let verified = server.send("POST", "/api/v1/verification", &body, Some(&token));
+    assert_eq!(verified.status, 200, "{}", verified.body);
+    token
+}
+
+fn balance_minor(server: &Server, token: &str) -> i64 {
+    server.send("GET", "/api/v1/wallet", "", Some(token)).json()["balance_minor"]
+        .as_i64()
+        .unwrap()
+}
+
+#[test]
+fn a_receive_code_is_paid_at_once_within_the_static_cap() {
+    let server = Server::start();
+    let (alice, card) = ready_to_pay(&server);
+    assert_eq!(
+        top_up(&server, &alice, Some("in"), &card, 100_000, PIN).status,
+        201
+    );
+    let bob = verified(&server, "13900000002");
+    let pay = |key: &str, body: &str| {
+        server.send_keyed(
+            "POST",
+            "/api/v1/receive-code/payments",
+            &alice,
+            Some(key),
+            body,
+        )
+    };
+
+    // Bob's code asks for 300.00; Alice pays it; it is Bob's at once, once per key.
+    let code = server.send(
+        "GET",
+        "/api/v1/receive-code?amount_minor=30000",
+        "",
+        Some(&bob),
+    );
+    assert_eq!(code.status, 200, "{}", code.body);
+    let payload = code.json()["payload"].as_str().unwrap().to_owned();
+    assert!(
+        payload.starts_with("000201") && payload.contains("5406300.00"),
+        "{payload}"
+    );
+    let body = format!(r#"{{"payload":"{payload}","pin":"{PIN}"}}"#);
+    let paid = pay("scan-1", &body);
+    assert_eq!(paid.status, 201, "{}", paid.body);
+    assert_eq!(paid.json()["state"], "accepted");
+    assert_eq!(
+        pay("scan-1", &body).json()["transfer_id"],
+        paid.json()["transfer_id"]
+    );
+    assert_eq!(balance_minor(&server, &bob), 30_000);
+
+    // The open code: Alice enters the amount. 200.00 more reaches the 500.00 cap; 0.01 is over.
+    let open = server
+        .send("GET", "/api/v1/receive-code", "", Some(&bob))
+        .json()["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let amount =
+        |minor: u64| format!(r#"{{"payload":"{open}","amount_minor":{minor},"pin":"{PIN}"}}"#);
+    assert_eq!(pay("scan-2", &amount(20_000)).status, 201);
+    let capped = pay("scan-3", &amount(1));
+    assert_eq!(
+        (capped.status, capped.code()),
+        (403, "LIMIT_STATIC_CODE_DAILY".into())
+    );
+
+    // Ugly input: a damaged code, no amount, a wrong PIN, a person's own code, bad JSON.
+    let damaged = format!("{}X", &open[..open.len() - 1]);
+    let body = format!(r#"{{"payload":"{damaged}","amount_minor":100,"pin":"{PIN}"}}"#);
+    assert_eq!(pay("scan-4", &body).code(), "BAD_CRC");
+    let body = format!(r#"{{"payload":"{open}","pin":"{PIN}"}}"#);
+    assert_eq!(pay("scan-5", &body).code(), "AMOUNT_MISSING");
+    let body = format!(r#"{{"payload":"{open}","amount_minor":100,"pin":"111111"}}"#);
+    assert_eq!(pay("scan-6", &body).status, 403);
+    let own = server
+        .send("GET", "/api/v1/receive-code", "", Some(&alice))
+        .json()["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body = format!(r#"{{"payload":"{own}","amount_minor":100,"pin":"{PIN}"}}"#);
+    assert_eq!(pay("scan-7", &body).code(), "PAYEE_IS_PAYER");
+    assert_eq!(pay("scan-8", r#"{"payload":1}"#).status, 422);
+    let unverified = signed_up(&server, "13900000003");
+    let refused = server.send("GET", "/api/v1/receive-code", "", Some(&unverified));
+    assert_eq!(
+        (refused.status, refused.code()),
+        (403, "RECIPIENT_UNVERIFIED".into())
+    );
+    assert_eq!(balance_minor(&server, &bob), 50_000);
+    assert_eq!(balance_minor(&server, &alice), 50_000);
+}
+
+#[test]
+fn pay_codes_are_spent_on_first_use_online_and_offline() {
+    let server = Server::start();
+    let operator = server.operator_token();
+    let alice = verified(&server, "13900000001");
+    let me = server.send("GET", "/api/v1/me", "", Some(&alice)).json()["user_id"].clone();
+    let redeem = |code: &str, token: &str| {
+        let body = format!(r#"{{"code":"{code}","redeemer":"shop-1"}}"#);
+        server.send(
+            "POST",
+            "/api/v1/operator/pay-codes/redeem",
+            &body,
+            Some(token),
+        )
+    };
+
+    let issued = server.send("POST", "/api/v1/pay-codes", "", Some(&alice));
+    assert_eq!(issued.status, 201, "{}", issued.body);
+    let code = issued.json()["code"].as_str().unwrap().to_owned();
+    assert_eq!(code.len(), 18);
+    assert_eq!(redeem(&code, &alice).status, 401, "a person cannot redeem");
+    let redeemed = redeem(&code, &operator);
+    assert_eq!(
+        (redeemed.status, redeemed.json()["user_id"].clone()),
+        (200, me.clone())
+    );
+    let again = redeem(&code, &operator);
+    assert_eq!((again.status, again.code()), (409, "PAY_CODE_SPENT".into()));
+    let other = format!("28{}", &code[2..]);
+    assert_eq!(
+        redeem(&other, &operator).code(),
+        "PAY_CODE_OTHER_INSTITUTION"
+    );
+    assert_eq!(redeem("12345", &operator).code(), "PAY_CODE_MALFORMED");
+    assert!(!server.log().contains(&code), "a pay code reached the log");
+
+    // A device makes its codes offline; the server recognises them, once.
+    let device = server
+        .send("POST", "/api/v1/pay-devices", "", Some(&alice))
+        .json();
+    let secret: Vec<u8> = (0..64)
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&device["secret_hex"].as_str().unwrap()[i..i + 2], 16).unwrap())
+        .collect();
+    let step_ms = device["step_ms"].as_i64().unwrap();
+    let now_ms = std::time::UNIX_EPOCH.elapsed().unwrap().as_millis() as i64;
+    let offline = zhifu_domain::wallet::pay_codes::offline_code(
+        device["prefix"].as_str().unwrap(),
+        device["device_no"].as_u64().unwrap(),
+        &secret,
+        now_ms / step_ms,
+    );
+    assert_eq!(redeem(&offline, &operator).json()["user_id"], me);
+    assert_eq!(redeem(&offline, &operator).code(), "PAY_CODE_SPENT");
+}
