@@ -6,6 +6,7 @@ mod bench_api;
 mod bench_ledger;
 mod demo;
 mod openapi;
+mod qr_cli;
 mod serve;
 mod web;
 
@@ -25,6 +26,9 @@ enum Command {
     /// Measure a part of zhifu; every benchmark ends with one JSON line.
     #[command(subcommand)]
     Bench(Bench),
+    /// EMV QR payloads and images: decode, encode, render, scan. One JSON object on stdout.
+    #[command(subcommand)]
+    Qr(qr_cli::Qr),
 }
 
 #[derive(Subcommand)]
@@ -40,5 +44,6 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Bench(Bench::Ledger(args)) => bench_ledger::run(args),
         Command::Bench(Bench::Api(args)) => bench_api::run(args),
+        Command::Qr(command) => qr_cli::run(command),
     }
 }

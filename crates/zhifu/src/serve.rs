@@ -279,6 +279,17 @@ fn app(state: AppState) -> Router {
             get(crate::web::red_packet_page).post(crate::web::send_red_packet),
         )
         .route("/r/{id}", get(crate::web::grab_page).post(crate::web::grab))
+        .route("/receive", get(crate::web::codes::receive_page))
+        .route("/pay-code", get(crate::web::codes::pay_code_page))
+        .route(
+            "/scan",
+            get(crate::web::codes::scan_page)
+                .post(crate::web::codes::read_code)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::web::codes::PHOTO_BYTES_MAX + 64 * 1024,
+                )),
+        )
+        .route("/scan/pay", post(crate::web::codes::pay_code))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/api/v1/users", post(crate::api::people::sign_up))

@@ -14,9 +14,11 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use zhifu_domain::wallet::funding::IdempotencyKey;
 use zhifu_domain::wallet::limits::LimitPolicy;
 use zhifu_domain::wallet::pay_codes::{PayCodeError, RedeemError};
 use zhifu_domain::wallet::receive_codes::ReceiveCodeError;
+use zhifu_store::P2pRow;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,30 +72,51 @@ pub async fn pay_receive_code(
     let Json(request) = body?;
     let person = session_person(&state, &headers).await?;
     let payer_id = person.user_id;
+    let row = pay_flow(
+        &state,
+        payer_id,
+        request.payload,
+        request.amount_minor,
+        request.pin,
+        key,
+    )
+    .await?;
+    let now_ms = state.now_ms();
+    Ok((
+        StatusCode::CREATED,
+        Json(transfer_json(&row, payer_id, now_ms)),
+    ))
+}
+
+/// A payment to a scanned receive code as every edge makes it: the PIN, then the payment
+/// under the payer's person lock.
+pub async fn pay_flow(
+    state: &AppState,
+    payer_id: i64,
+    payload: String,
+    amount_minor: Option<u64>,
+    pin: String,
+    key: IdempotencyKey,
+) -> Result<P2pRow, ApiError> {
     let now_ms = state.now_ms();
     let (engine, codes) = (state.engine_shared(), state.receive_codes().clone());
-    let row = state
+    Ok(state
         .with_people(move |people| {
             people
-                .check_pin(payer_id, &request.pin, now_ms)
+                .check_pin(payer_id, &pin, now_ms)
                 .map_err(ReceiveCodeError::from)?;
             codes.pay(
                 people,
                 &engine,
                 &LimitPolicy::default(),
                 payer_id,
-                &request.payload,
-                request.amount_minor,
+                &payload,
+                amount_minor,
                 &key,
                 now_ms,
             )
         })
-        .await??;
-    let now_ms = state.now_ms();
-    Ok((
-        StatusCode::CREATED,
-        Json(transfer_json(&row, payer_id, now_ms)),
-    ))
+        .await??)
 }
 
 /// `POST /api/v1/pay-codes`: a new one-time code to show; the older ones are spent.

@@ -2,6 +2,7 @@
 //! Chinese and English. The session is the API's bearer token in an HttpOnly, SameSite=Lax
 //! cookie (Lax keeps other sites from posting our forms with it).
 
+pub mod codes;
 mod texts;
 
 use crate::api::error::ApiError;

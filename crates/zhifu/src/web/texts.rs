@@ -81,11 +81,22 @@ pub struct Texts {
     pub confirm: &'static str,
     pub next: &'static str,
     pub bind_card_first: &'static str,
+    pub receive_code: &'static str,
+    pub receive_note: &'static str,
+    pub set_amount: &'static str,
+    pub pay_code: &'static str,
+    pub pay_code_note: &'static str,
+    pub scan: &'static str,
+    pub scan_note: &'static str,
+    pub code_text: &'static str,
+    pub photo: &'static str,
+    pub read_code: &'static str,
+    pub pay_to: &'static str,
     /// By error code, for the errors a page can show; others fall back to `unavailable`.
     errors: &'static [(&'static str, &'static str)],
     classes: [&'static str; 4],
     /// By the ledger's business code: top-up, withdrawal, fee, transfer, red packet.
-    codes: [&'static str; 5],
+    codes: [&'static str; 6],
     code_other: &'static str,
 }
 
@@ -109,7 +120,7 @@ impl Texts {
 
     pub fn transfer_code(&self, code: u16) -> &'static str {
         match code {
-            1..=5 => self.codes[usize::from(code - 1)],
+            1..=6 => self.codes[usize::from(code - 1)],
             _ => self.code_other,
         }
     }
@@ -166,6 +177,17 @@ static ZH: Texts = Texts {
     confirm: "确认提现",
     next: "下一步",
     bind_card_first: "提现前请先绑定银行卡。",
+    receive_code: "收款码",
+    receive_note: "向对方出示此二维码，对方扫码后付款立即到账。",
+    set_amount: "设置金额（可选）",
+    pay_code: "付款码",
+    pay_code_note: "向商家出示此码，一次有效，60秒后失效；页面每30秒自动刷新。",
+    scan: "扫一扫",
+    scan_note: "上传含有二维码的图片，或粘贴收款码内容。",
+    code_text: "收款码内容",
+    photo: "二维码图片",
+    read_code: "识别",
+    pay_to: "付款给",
     errors: &[
         ("PHONE_INVALID", "请输入正确的手机号"),
         ("PHONE_TAKEN", "该手机号已注册"),
@@ -211,9 +233,18 @@ static ZH: Texts = Texts {
         ("PIN_FORMAT", "支付密码为6位数字"),
         ("PIN_EQUALS_PASSWORD", "支付密码不能与登录密码相同"),
         ("PASSWORD_WRONG", "登录密码错误"),
+        ("LIMIT_STATIC_CODE_DAILY", "向个人收款码付款每日限额500元"),
+        ("AMOUNT_MISSING", "请输入金额"),
+        ("AMOUNT_MISMATCH", "金额与收款码设定的不一致"),
+        ("RECEIVE_CODE_NOT_OURS", "不是本钱包的个人收款码"),
+        ("NO_CODE_FOUND", "图片中未识别到二维码"),
+        ("IMAGE_UNREADABLE", "无法读取该图片"),
+        ("IMAGE_TOO_LARGE", "图片太大"),
+        ("IMAGE_TOO_MANY_PIXELS", "图片分辨率太高"),
+        ("BAD_CRC", "二维码内容已损坏"),
     ],
     classes: ["未实名", "I类账户", "II类账户", "III类账户"],
-    codes: ["充值", "提现", "提现手续费", "转账", "红包"],
+    codes: ["充值", "提现", "提现手续费", "转账", "红包", "扫码付款"],
     code_other: "其他",
 };
 
@@ -268,6 +299,17 @@ static EN: Texts = Texts {
     confirm: "Confirm withdrawal",
     next: "Next",
     bind_card_first: "Bind a bank card to withdraw to.",
+    receive_code: "Receive money",
+    receive_note: "Show this code; whoever scans it pays you, and the money arrives at once.",
+    set_amount: "Set an amount (optional)",
+    pay_code: "Pay code",
+    pay_code_note: "Show this code to the cashier. It works once and for 60 seconds; this page refreshes every 30 seconds.",
+    scan: "Scan to pay",
+    scan_note: "Upload a picture with a QR code, or paste the code's text.",
+    code_text: "The code's text",
+    photo: "Picture of the code",
+    read_code: "Read the code",
+    pay_to: "Pay to",
     errors: &[
         ("PHONE_INVALID", "Enter a mainland mobile number"),
         ("PHONE_TAKEN", "This phone number already has an account"),
@@ -361,6 +403,21 @@ static EN: Texts = Texts {
             "The PIN must differ from the login password",
         ),
         ("PASSWORD_WRONG", "Wrong login password"),
+        (
+            "LIMIT_STATIC_CODE_DAILY",
+            "Payments to personal codes are limited to 500 yuan a day",
+        ),
+        ("AMOUNT_MISSING", "Enter the amount"),
+        ("AMOUNT_MISMATCH", "The code asks for another amount"),
+        (
+            "RECEIVE_CODE_NOT_OURS",
+            "This is not a personal receive code of this wallet",
+        ),
+        ("NO_CODE_FOUND", "No QR code found in the picture"),
+        ("IMAGE_UNREADABLE", "This picture cannot be read"),
+        ("IMAGE_TOO_LARGE", "The picture is too large"),
+        ("IMAGE_TOO_MANY_PIXELS", "The picture has too many pixels"),
+        ("BAD_CRC", "The code is damaged"),
     ],
     classes: ["Not verified", "Class I", "Class II", "Class III"],
     codes: [
@@ -369,6 +426,7 @@ static EN: Texts = Texts {
         "Withdrawal fee",
         "Transfer",
         "Red packet",
+        "Code payment",
     ],
     code_other: "Other",
 };

@@ -430,3 +430,60 @@ fn the_api_explorer_renders_the_document_offline() {
         events.await.unwrap();
     });
 }
+
+#[test]
+#[cfg_attr(
+    not(zhifu_chromium),
+    ignore = "SKIPPED: no /usr/bin/chromium; apt-get install chromium"
+)]
+fn a_receive_code_is_shown_scanned_and_paid_in_the_browser() {
+    let server = Server::start_with_args(&["--demo"]);
+    let base = format!("http://{}", server.address);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let (mut browser, events, _profile) = browser().await;
+        let page = browser
+            .new_page(format!("{base}/login?lang=en"))
+            .await
+            .unwrap();
+
+        // The payee shows a code for 12.34 yuan: a QR code, and its text.
+        log_in(&page, "13800000002", "zhifu-demo").await;
+        wait_for_path(&page, "/wallet").await;
+        click(&page, "#to-receive").await;
+        wait_for_path(&page, "/receive").await;
+        wait_for(&page, "#qr svg").await;
+        fill(&page, "#amount", "12.34").await;
+        click(&page, "#set-amount").await;
+        assert_eq!(text(&page, "#preset").await, "¥12.34");
+        let payload = page
+            .evaluate("document.querySelector('#payload').textContent")
+            .await
+            .unwrap()
+            .into_value::<String>()
+            .unwrap();
+        assert!(payload.starts_with("000201"), "{payload}");
+        page.goto(format!("{base}/pay-code")).await.unwrap();
+        let digits = text(&page, "#digits").await;
+        assert_eq!(digits.replace(' ', "").len(), 18, "{digits}");
+        page.goto(format!("{base}/wallet")).await.unwrap();
+        click(&page, "#log-out").await;
+
+        // The payer pastes it (a scanned picture goes the same way), sees whom it pays and
+        // the preset amount, confirms with the PIN.
+        log_in(&page, "13800000001", "zhifu-demo").await;
+        wait_for_path(&page, "/wallet").await;
+        click(&page, "#to-scan").await;
+        wait_for_path(&page, "/scan").await;
+        fill(&page, "#payload", &payload).await;
+        click(&page, "#read").await;
+        assert!(!text(&page, "#payee").await.is_empty());
+        assert_eq!(text(&page, "#preset").await, "¥12.34");
+        fill(&page, "#pin", "802514").await;
+        click(&page, "#pay").await;
+        wait_for_path(&page, "/wallet").await;
+        assert_eq!(text(&page, "#balance").await, "987.66");
+        browser.close().await.unwrap();
+        events.await.unwrap();
+    });
+}

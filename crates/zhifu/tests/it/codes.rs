@@ -160,3 +160,56 @@ fn pay_codes_are_spent_on_first_use_online_and_offline() {
     assert_eq!(redeem(&offline, &operator).json()["user_id"], me);
     assert_eq!(redeem(&offline, &operator).code(), "PAY_CODE_SPENT");
 }
+
+/// `POST /scan` with a picture, as the page's form sends it.
+fn upload(server: &Server, token: &str, picture: &[u8]) -> crate::support::Response {
+    let boundary = "zhifu-test-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"code.png\"\r\n\
+         Content-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(picture);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut raw = format!(
+        "POST /scan HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nCookie: zhifu_session={token}; zhifu_lang=en\r\n\
+         Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n",
+        server.address,
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(&body);
+    server.request_bytes(&raw)
+}
+
+#[test]
+fn a_picture_of_a_code_is_read_and_a_non_picture_refused() {
+    let server = Server::start();
+    let alice = verified(&server, "13900000011");
+    let bob = verified(&server, "13900000012");
+    let payload = server
+        .send(
+            "GET",
+            "/api/v1/receive-code?amount_minor=888",
+            "",
+            Some(&bob),
+        )
+        .json()["payload"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let png =
+        zhifu_qr_image::render_png(&payload, zhifu_qr_image::RenderOptions::default()).unwrap();
+    let read = upload(&server, &alice, &png);
+    assert_eq!(read.status, 200, "{}", read.body);
+    assert!(read.body.contains("id=\"payee\""), "{}", read.body);
+    assert!(read.body.contains("¥8.88"), "{}", read.body);
+
+    let refused = upload(&server, &alice, b"this is not a picture");
+    assert_eq!(refused.status, 200);
+    assert!(
+        refused.body.contains("This picture cannot be read"),
+        "{}",
+        refused.body
+    );
+}

@@ -5,6 +5,7 @@ mod codes;
 mod contract;
 mod funding;
 mod people;
+mod qr;
 mod red_packets;
 mod serve;
 mod support;

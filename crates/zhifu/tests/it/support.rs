@@ -147,15 +147,21 @@ impl Server {
     }
 
     pub fn request(&self, raw: &str) -> Response {
+        self.request_bytes(raw.as_bytes())
+    }
+
+    /// A request given byte for byte (a binary upload, say).
+    pub fn request_bytes(&self, raw: &[u8]) -> Response {
         let mut stream = TcpStream::connect(&self.address).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        stream.write_all(raw.as_bytes()).expect("send");
+        stream.write_all(raw).expect("send");
         let mut bytes = Vec::new();
         stream.read_to_end(&mut bytes).expect("read the response");
         let response = Response::parse(&String::from_utf8_lossy(&bytes));
-        let request_line = raw.lines().next().unwrap_or_default();
+        let head = String::from_utf8_lossy(&raw[..raw.len().min(512)]);
+        let request_line = head.lines().next().unwrap_or_default();
         crate::contract::check(
             request_line,
             response.status,
