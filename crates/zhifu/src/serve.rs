@@ -280,6 +280,7 @@ fn app(state: AppState) -> Router {
         )
         .route("/r/{id}", get(crate::web::grab_page).post(crate::web::grab))
         .route("/receive", get(crate::web::codes::receive_page))
+        .route("/receipts/{id}", get(crate::web::receipt_page))
         .route("/pay-code", get(crate::web::codes::pay_code_page))
         .route(
             "/scan",

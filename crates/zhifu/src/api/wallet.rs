@@ -10,7 +10,7 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use zhifu_domain::wallet::chart::wallet_account_id;
+use zhifu_domain::wallet::chart::{self, wallet_account_id};
 use zhifu_ledger::{BalanceRule, Currency, Money};
 use zhifu_store::Side;
 
@@ -41,15 +41,73 @@ pub struct StatementQuery {
     /// The `next` of the previous page.
     before: Option<String>,
     limit: Option<usize>,
+    /// Only entries of this kind: `top_up`, `withdrawal`, `withdrawal_fee`, `transfer`,
+    /// `red_packet`, `code_payment`.
+    kind: Option<String>,
+    /// Only money in (`in`) or out (`out`).
+    direction: Option<String>,
 }
 
-/// `GET /api/v1/wallet/statement?before=…&limit=…`: newest first.
+/// The statement's kinds, by the ledger's business code.
+const KINDS: [(&str, u16); 6] = [
+    ("top_up", chart::CODE_TOP_UP),
+    ("withdrawal", chart::CODE_WITHDRAWAL),
+    ("withdrawal_fee", chart::CODE_WITHDRAWAL_FEE),
+    ("transfer", chart::CODE_P2P),
+    ("red_packet", chart::CODE_RED_PACKET),
+    ("code_payment", chart::CODE_RECEIVE_CODE),
+];
+
+/// Entries a filtered page may look through before it answers with what it found and a
+/// cursor to go on from: bounds the work of one request whatever the filter.
+const FILTER_SCAN_MAX: usize = 5_000;
+
+/// Which entries a listing keeps.
+#[derive(Clone, Copy, Default)]
+struct StatementFilter {
+    code: Option<u16>,
+    side: Option<Side>,
+}
+
+impl StatementFilter {
+    fn parse(kind: Option<&str>, direction: Option<&str>) -> Result<StatementFilter, ApiError> {
+        let code = match kind {
+            None => None,
+            Some(kind) => Some(
+                KINDS
+                    .iter()
+                    .find(|(name, _)| *name == kind)
+                    .map(|(_, code)| *code)
+                    .ok_or(ApiError::QueryInvalid)?,
+            ),
+        };
+        let side = match direction {
+            None => None,
+            Some("in") => Some(Side::Credit),
+            Some("out") => Some(Side::Debit),
+            Some(_) => return Err(ApiError::QueryInvalid),
+        };
+        Ok(StatementFilter { code, side })
+    }
+
+    fn keeps(&self, entry: &zhifu_store::StatementEntry) -> bool {
+        self.code.is_none_or(|code| entry.code == code)
+            && self.side.is_none_or(|side| entry.side == side)
+    }
+
+    fn is_all(&self) -> bool {
+        self.code.is_none() && self.side.is_none()
+    }
+}
+
+/// `GET /api/v1/wallet/statement?before=…&limit=…&kind=…&direction=…`: newest first.
 pub async fn statement(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<StatementQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(query) = query.map_err(|_| ApiError::QueryInvalid)?;
+    let filter = StatementFilter::parse(query.kind.as_deref(), query.direction.as_deref())?;
     let person = session_person(&state, &headers).await?;
     let before = match query.before.as_deref() {
         None => None,
@@ -59,10 +117,7 @@ pub async fn statement(
         .limit
         .unwrap_or(PAGE_LEN_DEFAULT)
         .clamp(1, PAGE_LEN_MAX);
-    let entries = statement_page(&state, person.user_id, before, limit).await?;
-    let next = (entries.len() == limit)
-        .then(|| entries.last().map(|e| e.timestamp_ns.to_string()))
-        .flatten();
+    let (entries, next) = filtered_page(&state, person.user_id, before, limit, filter).await?;
     let entries: Vec<Value> = entries
         .iter()
         .map(|entry| {
@@ -76,11 +131,46 @@ pub async fn statement(
                 "amount_minor": signed_minor,
                 "balance_after_minor": entry.balances_after.posted_net_minor(),
                 "code": entry.code,
+                "kind": KINDS.iter().find(|(_, code)| *code == entry.code).map(|(name, _)| *name),
                 "reference": entry.reference.as_ref().map(|r| r.as_str()),
             })
         })
         .collect();
     Ok(Json(json!({ "entries": entries, "next": next })))
+}
+
+/// Up to `limit` entries the filter keeps, and the cursor of the next page: the last entry
+/// looked at, which may be past the last one kept when the scan reached its bound.
+async fn filtered_page(
+    state: &AppState,
+    user_id: i64,
+    mut before: Option<i64>,
+    limit: usize,
+    filter: StatementFilter,
+) -> Result<(Vec<zhifu_store::StatementEntry>, Option<String>), ApiError> {
+    let mut kept = Vec::with_capacity(limit);
+    let mut scanned = 0;
+    loop {
+        let page_len = if filter.is_all() { limit } else { PAGE_LEN_MAX };
+        let page = statement_page(state, user_id, before, page_len).await?;
+        let exhausted = page.len() < page_len;
+        for entry in page {
+            scanned += 1;
+            before = Some(entry.timestamp_ns);
+            if filter.keeps(&entry) {
+                kept.push(entry);
+                if kept.len() == limit {
+                    return Ok((kept, before.map(|b| b.to_string())));
+                }
+            }
+        }
+        if exhausted {
+            return Ok((kept, None));
+        }
+        if scanned >= FILTER_SCAN_MAX {
+            return Ok((kept, before.map(|b| b.to_string())));
+        }
+    }
 }
 
 /// The person's wallet account with its balances.
@@ -108,6 +198,54 @@ pub async fn statement_page(
         .with_reader(move |reader| zhifu_store::statement(reader, id, before, limit))
         .await?
         .map_err(|_| ApiError::Internal)
+}
+
+/// The other side of a person's entry, as the person may see it.
+pub enum Counterparty {
+    /// Another person, by masked phone.
+    Person(String),
+    BankCard,
+    Fee,
+    RedPacket,
+    Institution,
+}
+
+/// One of the person's entries by transfer id, with its other side; someone else's transfer
+/// does not exist, as far as this person can tell.
+pub async fn receipt_entry(
+    state: &AppState,
+    user_id: i64,
+    transfer_id: &str,
+) -> Result<(zhifu_store::StatementEntry, Counterparty), ApiError> {
+    use zhifu_domain::wallet::chart::{Owner, owner};
+    let id = transfer_id
+        .parse::<u128>()
+        .ok()
+        .and_then(zhifu_ledger::TransferId::new)
+        .ok_or(ApiError::NotFound)?;
+    let transfer = state
+        .with_reader(move |reader| reader.transfer(id))
+        .await?
+        .map_err(|_| ApiError::Internal)?
+        .ok_or(ApiError::NotFound)?;
+    let wallet = wallet_account_id(user_id);
+    if transfer.debit_account_id != wallet && transfer.credit_account_id != wallet {
+        return Err(ApiError::NotFound);
+    }
+    let entry = zhifu_store::StatementEntry::from_transfer(wallet, transfer);
+    let counterparty = match owner(entry.counterparty_account_id) {
+        Owner::Person(other) => Counterparty::Person(
+            state
+                .with_people(move |people| people.phone_masked(other))
+                .await??
+                .unwrap_or_else(|| "?".into()),
+        ),
+        Owner::BankSettlement => Counterparty::BankCard,
+        Owner::FeeIncome => Counterparty::Fee,
+        Owner::RedPacketHold => Counterparty::RedPacket,
+        Owner::Other => Counterparty::Institution,
+    };
+    Ok((entry, counterparty))
 }
 
 /// "12.34" for people; the API's numbers are the minor units.
@@ -184,33 +322,14 @@ pub async fn receipt(
     headers: HeaderMap,
     axum::extract::Path(transfer_id): axum::extract::Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    use zhifu_domain::wallet::chart::{Owner, owner};
     let person = session_person(&state, &headers).await?;
-    let id = transfer_id
-        .parse::<u128>()
-        .ok()
-        .and_then(zhifu_ledger::TransferId::new)
-        .ok_or(ApiError::NotFound)?;
-    let transfer = state
-        .with_reader(move |reader| reader.transfer(id))
-        .await?
-        .map_err(|_| ApiError::Internal)?
-        .ok_or(ApiError::NotFound)?;
-    let wallet = wallet_account_id(person.user_id);
-    // Someone else's transfer does not exist, as far as this person can tell.
-    if transfer.debit_account_id != wallet && transfer.credit_account_id != wallet {
-        return Err(ApiError::NotFound);
-    }
-    let entry = zhifu_store::StatementEntry::from_transfer(wallet, transfer);
-    let counterparty = match owner(entry.counterparty_account_id) {
-        Owner::Person(user_id) => state
-            .with_people(move |people| people.phone_masked(user_id))
-            .await??
-            .unwrap_or_else(|| "?".into()),
-        Owner::BankSettlement => "bank card".into(),
-        Owner::FeeIncome => "fee".into(),
-        Owner::RedPacketHold => "red packet".into(),
-        Owner::Other => "zhifu".into(),
+    let (entry, counterparty) = receipt_entry(&state, person.user_id, &transfer_id).await?;
+    let counterparty = match counterparty {
+        Counterparty::Person(phone_masked) => phone_masked,
+        Counterparty::BankCard => "bank card".into(),
+        Counterparty::Fee => "fee".into(),
+        Counterparty::RedPacket => "red packet".into(),
+        Counterparty::Institution => "zhifu".into(),
     };
     let signed_minor = match entry.side {
         Side::Credit => i128::from(entry.amount_minor),

@@ -207,6 +207,7 @@ fn china_time(ms: i64) -> String {
 }
 
 struct EntryView {
+    id: String,
     at: String,
     what: &'static str,
     amount: String,
@@ -254,6 +255,7 @@ pub async fn wallet_page(
             let credit = entry.side == zhifu_store::Side::Credit;
             let amount = display(i128::from(entry.amount_minor), account.currency);
             EntryView {
+                id: entry.transfer_id.get().to_string(),
                 at: china_time(entry.timestamp_ns / 1_000_000),
                 what: t.transfer_code(entry.code),
                 amount: format!("{}{amount}", if credit { "+" } else { "-" }),
@@ -284,6 +286,55 @@ pub async fn wallet_page(
         entries,
         incoming,
         notice: query.notice.as_deref().map(|code| t.error(code)),
+    };
+    Ok(with_lang_cookie(page.into_response(), lang))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "receipt.html")]
+struct ReceiptPage {
+    t: &'static Texts,
+    transfer_id: String,
+    at: String,
+    what: &'static str,
+    amount: String,
+    sign_class: &'static str,
+    counterparty: String,
+    balance_after: String,
+}
+
+/// `/receipts/{id}`: one of the person's entries; anyone else's is not found.
+pub async fn receipt_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    LoggedIn(person): LoggedIn,
+    axum::extract::Path(transfer_id): axum::extract::Path<String>,
+    Query(query): Query<LangQuery>,
+) -> Result<Response, ApiError> {
+    use crate::api::wallet::{Counterparty, receipt_entry};
+    let lang = lang(&headers, query.lang.as_deref());
+    let t = lang.texts();
+    let (entry, counterparty) = receipt_entry(&state, person.user_id, &transfer_id).await?;
+    let credit = entry.side == zhifu_store::Side::Credit;
+    let amount = display(i128::from(entry.amount_minor), zhifu_ledger::Currency::CNY);
+    let page = ReceiptPage {
+        t,
+        transfer_id: entry.transfer_id.get().to_string(),
+        at: china_time(entry.timestamp_ns / 1_000_000),
+        what: t.transfer_code(entry.code),
+        amount: format!("{}{amount}", if credit { "+" } else { "-" }),
+        sign_class: if credit { "plus" } else { "minus" },
+        counterparty: match counterparty {
+            Counterparty::Person(phone_masked) => phone_masked,
+            Counterparty::BankCard => t.bank_card.into(),
+            Counterparty::Fee => t.fee_income.into(),
+            Counterparty::RedPacket => t.red_packet.into(),
+            Counterparty::Institution => t.brand.into(),
+        },
+        balance_after: display(
+            entry.balances_after.posted_net_minor(),
+            zhifu_ledger::Currency::CNY,
+        ),
     };
     Ok(with_lang_cookie(page.into_response(), lang))
 }

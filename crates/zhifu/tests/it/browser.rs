@@ -483,6 +483,12 @@ fn a_receive_code_is_shown_scanned_and_paid_in_the_browser() {
         click(&page, "#pay").await;
         wait_for_path(&page, "/wallet").await;
         assert_eq!(text(&page, "#balance").await, "987.66");
+
+        // Every entry has its receipt: the amount, what it was, the other side masked.
+        click(&page, ".receipt-link").await;
+        assert_eq!(text(&page, "#receipt-amount").await, "-12.34");
+        assert_eq!(text(&page, "#receipt-kind").await, "Code payment");
+        assert_eq!(text(&page, "#receipt-other").await, "138****0002");
         browser.close().await.unwrap();
         events.await.unwrap();
     });
