@@ -24,8 +24,15 @@ use zhifu_store::{CardRow, IdentityRow, NewUser, StoreConfig, StoreError, Wallet
 /// Login passwords: long enough to resist guessing, short enough to bound hashing work.
 pub const PASSWORD_LEN_MIN: usize = 8;
 pub const PASSWORD_LEN_MAX: usize = 128;
-/// Read connections to the wallet's records.
-const WALLET_READERS_LEN: usize = 4;
+/// Read connections to the wallet's records. SQLite's reads run in-process and are short, so a
+/// few cover two cores; a PostgreSQL read waits on round trips, so more are open, or payments
+/// queue for a connection rather than for the database.
+fn wallet_readers_len(config: &StoreConfig) -> usize {
+    match config {
+        StoreConfig::Sqlite { .. } => 4,
+        StoreConfig::Postgres { .. } => 16,
+    }
+}
 /// Stripes of [`People::lock_person`]: enough that two busy people rarely share one.
 const PERSON_LOCKS_LEN: usize = 1024;
 /// Bytes of randomness in a session token.
@@ -200,7 +207,7 @@ impl People {
         secret: &[u8],
         session_ttl_ms: i64,
     ) -> Result<People, StoreError> {
-        let db = WalletDb::open(config, WALLET_READERS_LEN)?;
+        let db = WalletDb::open(config, wallet_readers_len(config))?;
         Ok(People::new(Arc::new(db), secret, session_ttl_ms))
     }
 
