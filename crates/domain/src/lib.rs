@@ -8,8 +8,12 @@
 //! - [`wallet`]: the consumer wallet (SPEC §3): identities and real-name classes, sign-up and
 //!   sessions, the payment PIN and its lockout, real-name verification, cards, top-up,
 //!   withdrawal fees, red packets.
+//! - [`acquiring`]: merchant acquiring (SPEC §5): merchants, service providers and
+//!   sub-merchants, their API keys, and the signed merchant API's request verification and
+//!   response signing.
 //! - [`bank`]: the banks behind wallets, and the simulated one.
 
+pub mod acquiring;
 pub mod bank;
 pub mod time;
 pub mod wallet;

@@ -9,6 +9,8 @@
 //!   batch touches, applies it with [`zhifu_ledger::Ledger`], commits it in one transaction and
 //!   only then answers every caller.
 //! - [`Clock`]: the engine's time, real or driven by a test.
+//! - [`WalletStore`] and [`MerchantStore`]: the wallet's and merchant acquiring's records
+//!   outside the ledger, used through [`WalletDb`].
 //!
 //! **Storage shape.** Transfers are append-only rows that carry both accounts' balances right
 //! after the transfer. A batch is therefore a set of inserts: no account row is updated per
@@ -19,6 +21,7 @@ mod clock;
 mod engine;
 mod filter;
 mod history;
+mod merchant;
 pub mod naive;
 mod postgres;
 mod rows;
@@ -28,6 +31,7 @@ mod wallet_db;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineError};
+pub use merchant::{MerchantKeyRow, MerchantRow, MerchantStore, NewMerchant};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use wallet::{

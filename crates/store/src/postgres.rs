@@ -49,6 +49,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../migrations/postgres/0011_pay_codes.sql"),
     ),
+    (
+        12,
+        include_str!("../migrations/postgres/0012_merchants.sql"),
+    ),
 ];
 
 pub struct PostgresStore {

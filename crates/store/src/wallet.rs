@@ -21,6 +21,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../migrations/sqlite/wallet_0008.sql")),
     (9, include_str!("../migrations/sqlite/wallet_0009.sql")),
     (10, include_str!("../migrations/sqlite/wallet_0010.sql")),
+    (11, include_str!("../migrations/sqlite/wallet_0011.sql")),
 ];
 
 /// A person to create.
@@ -140,8 +141,9 @@ pub struct ShareRow {
     pub grabbed_ms: Option<i64>,
 }
 
-/// What the wallet needs to remember outside the ledger.
-pub trait WalletStore: Send {
+/// What the wallet needs to remember outside the ledger. Merchant acquiring's records share
+/// its connections and its batching writer, hence the supertrait.
+pub trait WalletStore: crate::MerchantStore + Send {
     /// Brackets the batches of [`crate::WalletDb`]'s writer: a transaction per batch and a
     /// savepoint per job.
     fn batch_step(&mut self, step: BatchStep) -> Result<(), StoreError>;
@@ -285,7 +287,7 @@ impl StoreConfig {
 }
 
 pub struct SqliteWalletStore {
-    connection: Connection,
+    pub(crate) connection: Connection,
 }
 
 impl SqliteWalletStore {
@@ -893,7 +895,7 @@ impl WalletStore for SqliteWalletStore {
 }
 
 pub struct PostgresWalletStore {
-    client: postgres::Client,
+    pub(crate) client: postgres::Client,
     /// Inside a writer's batch, whose per-job savepoint makes each job atomic.
     in_batch: bool,
 }

@@ -10,7 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{any, delete, get, post, put};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -18,6 +18,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use zhifu_domain::acquiring::platform_keys::PlatformKeys;
+use zhifu_domain::acquiring::signature::Verifier;
 use zhifu_domain::bank::{BankMode, SimulatedBank};
 use zhifu_domain::wallet::pay_codes::{PayCodePolicy, PayCodes};
 use zhifu_domain::wallet::people::People;
@@ -81,9 +83,21 @@ pub struct AppState {
     operator_token: Arc<str>,
     pay_codes: PayCodes,
     receive_codes: ReceiveCodes,
+    /// Verifies the merchant API's signed requests.
+    verifier: Verifier,
+    /// The platform's keys, which sign the merchant API's responses.
+    platform_keys: Arc<PlatformKeys>,
 }
 
 impl AppState {
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    pub fn platform_keys(&self) -> Arc<PlatformKeys> {
+        self.platform_keys.clone()
+    }
+
     pub fn pay_codes(&self) -> &PayCodes {
         &self.pay_codes
     }
@@ -204,6 +218,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         operator_token: operator_token(args.operator_token, &args.data_dir, &secret)?.into(),
         pay_codes: PayCodes::new(&secret, PayCodePolicy::default()),
         receive_codes: ReceiveCodes::new(&secret, ReceiveCodePolicy::default()),
+        verifier: Verifier::new(),
+        platform_keys: Arc::new(crate::api::merchant_signing::load_platform_keys(
+            &args.data_dir,
+        )?),
     };
     state.bank.set_mode(args.bank_mode);
     if args.demo {
@@ -353,6 +371,18 @@ fn app(state: AppState) -> Router {
             "/api/v1/operator/pay-codes/redeem",
             post(crate::api::codes::redeem_pay_code),
         )
+        .route(
+            "/api/v1/operator/merchants",
+            post(crate::api::merchants::create),
+        )
+        .route(
+            "/api/v1/operator/merchants/{id}/keys",
+            post(crate::api::merchants::register_key),
+        )
+        .route(
+            "/api/v1/operator/merchants/{id}/keys/{serial}",
+            delete(crate::api::merchants::revoke_key),
+        )
         .route("/api/v1/wallet", get(crate::api::wallet::balance))
         .route("/api/v1/receipts/{id}", get(crate::api::wallet::receipt))
         .route(
@@ -364,9 +394,38 @@ fn app(state: AppState) -> Router {
             get(crate::api::wallet::statement_export),
         )
         .merge(crate::openapi::explorer())
+        .merge(merchant_api(state.clone()))
         .fallback(not_found)
         .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// The signed merchant API (`docs/merchant-api.md`): every request verified except the one for
+/// the platform's public keys (a client needs them before it can verify anything), every
+/// response signed.
+/// Paths are whole, not nested, so that the layers see the path and query as sent.
+fn merchant_api(state: AppState) -> Router<AppState> {
+    use crate::api::{merchant_signing, merchants};
+    let signed = Router::new()
+        .route("/merchant/v1/merchants/me", get(merchants::me))
+        .route("/merchant/v1/keys", post(merchants::add_own_key))
+        .route(
+            "/merchant/v1/sub-merchants",
+            post(merchants::onboard_sub_merchant),
+        )
+        .route("/merchant/v1", any(merchants::not_found))
+        .route("/merchant/v1/{*rest}", any(merchants::not_found))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            merchant_signing::verify_requests,
+        ));
+    Router::new()
+        .route("/merchant/v1/platform-keys", get(merchants::platform_keys))
+        .merge(signed)
+        .layer(middleware::from_fn_with_state(
+            state,
+            merchant_signing::sign_responses,
+        ))
 }
 
 /// The server's secret (32 random bytes in `<data-dir>/secret.key`, readable by its owner

@@ -1,9 +1,11 @@
 //! The store's integration tests: one binary, one module per concern. Every test in `suite`,
 //! `properties` and `crash` runs on both stores through [`on_both_stores!`]; `history` is the
-//! SQLite history index against its log; `wallet` the wallet's records on both stores.
+//! SQLite history index against its log; `wallet` the wallet's records and `merchant` merchant
+//! acquiring's, on both stores.
 
 mod crash;
 mod history;
+mod merchant;
 mod model;
 mod properties;
 mod suite;

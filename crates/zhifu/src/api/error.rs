@@ -4,6 +4,8 @@
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use zhifu_domain::acquiring::merchants::MerchantError;
+use zhifu_domain::acquiring::signature::SignatureError;
 use zhifu_domain::bank::BankError;
 use zhifu_domain::wallet::funding::FundingError;
 use zhifu_domain::wallet::identity::IdentityError;
@@ -42,6 +44,11 @@ pub enum ApiError {
     RedeemerInvalid,
     /// A bank mode other than normal, fail, timeout_after_work, timeout_before_work.
     BankModeInvalid,
+    Merchant(MerchantError),
+    /// A merchant API request whose signature was not accepted: always 401.
+    Signature(SignatureError),
+    /// A merchant API request body over its cap.
+    BodyTooLarge,
     /// Something on our side; the detail goes to the log, not to the caller.
     Internal,
 }
@@ -127,6 +134,12 @@ impl ApiError {
             }
             ApiError::RedeemerInvalid => (StatusCode::UNPROCESSABLE_ENTITY, "REDEEMER_INVALID"),
             ApiError::BankModeInvalid => (StatusCode::UNPROCESSABLE_ENTITY, "BANK_MODE_INVALID"),
+            ApiError::Merchant(e) => (merchant_status(e), e.code()),
+            ApiError::Signature(SignatureError::Store(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "STORE_UNAVAILABLE")
+            }
+            ApiError::Signature(e) => (StatusCode::UNAUTHORIZED, e.code()),
+            ApiError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
     }
@@ -171,6 +184,16 @@ impl ApiError {
             ApiError::BankModeInvalid => {
                 "mode is normal, fail, timeout_after_work or timeout_before_work".into()
             }
+            ApiError::Merchant(MerchantError::Store(_))
+            | ApiError::Signature(SignatureError::Store(_)) => {
+                "storage is unavailable; try again shortly".into()
+            }
+            ApiError::Merchant(e) => e.to_string(),
+            ApiError::Signature(e) => e.to_string(),
+            ApiError::BodyTooLarge => format!(
+                "the body is larger than {} bytes, or could not be read",
+                super::merchant_signing::REQUEST_BODY_BYTES_MAX
+            ),
             ApiError::Internal => "something went wrong on our side".into(),
         }
     }
@@ -204,7 +227,9 @@ struct ErrorKind<'a>(&'a ApiError);
 impl std::fmt::Debug for ErrorKind<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
-            ApiError::People(PeopleError::Store(e)) => write!(f, "store: {e}"),
+            ApiError::People(PeopleError::Store(e))
+            | ApiError::Merchant(MerchantError::Store(e))
+            | ApiError::Signature(SignatureError::Store(e)) => write!(f, "store: {e}"),
             other => write!(f, "{}", other.status_and_code().1),
         }
     }
@@ -213,6 +238,37 @@ impl std::fmt::Debug for ErrorKind<'_> {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> ApiError {
         ApiError::Json(rejection)
+    }
+}
+
+impl From<MerchantError> for ApiError {
+    fn from(e: MerchantError) -> ApiError {
+        ApiError::Merchant(e)
+    }
+}
+
+impl From<SignatureError> for ApiError {
+    fn from(e: SignatureError) -> ApiError {
+        ApiError::Signature(e)
+    }
+}
+
+/// Refusals of the caller's input are 422, of its standing 403; keys and merchants that are
+/// not there 404; a serial taken or a full key ring 409.
+fn merchant_status(error: &MerchantError) -> StatusCode {
+    match error {
+        MerchantError::KindInvalid
+        | MerchantError::NameInvalid
+        | MerchantError::DiscountRateInvalid
+        | MerchantError::NotifyUrlInvalid
+        | MerchantError::ServiceProviderInvalid
+        | MerchantError::KeySerialInvalid
+        | MerchantError::KeyAlgorithmInvalid
+        | MerchantError::KeyInvalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        MerchantError::NotServiceProvider => StatusCode::FORBIDDEN,
+        MerchantError::MerchantNotFound | MerchantError::KeyNotFound => StatusCode::NOT_FOUND,
+        MerchantError::KeySerialTaken | MerchantError::KeysTooMany => StatusCode::CONFLICT,
+        MerchantError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
 

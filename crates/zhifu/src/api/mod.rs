@@ -1,8 +1,10 @@
-//! The JSON API, version 1.
+//! The JSON API, version 1 (`/api/v1`), and the signed merchant API (`/merchant/v1`).
 
 pub mod codes;
 pub mod error;
 pub mod funding;
+pub mod merchant_signing;
+pub mod merchants;
 pub mod operator;
 pub mod people;
 pub mod red_packets;

@@ -4,6 +4,7 @@ mod browser;
 mod codes;
 mod contract;
 mod funding;
+mod merchant;
 mod people;
 mod qr;
 mod red_packets;

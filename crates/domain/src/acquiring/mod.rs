@@ -1,0 +1,21 @@
+//! Merchant acquiring (SPEC §5): how shops get paid. This first part is who the merchants are
+//! and how they talk to zhifu.
+//!
+//! - [`merchants`]: direct merchants, service providers and their sub-merchants; the public
+//!   keys merchants sign with, registered under serials, several active for rotation.
+//! - [`keys`]: the two signature algorithms (RSA-SHA256, Ed25519), serials, and the checks a
+//!   public key must pass.
+//! - [`signature`]: the signed API: the `Authorization` header's grammar, the signed messages,
+//!   and [`signature::Verifier`], which accepts a request or says why not with a stable code.
+//! - [`platform_keys`]: the platform's own keys, which sign every response.
+//!
+//! The records live beside the wallet's (`zhifu_store::MerchantStore`, through the wallet's
+//! `WalletDb`), so the services take the [`crate::wallet::people::People`] that owns it.
+
+pub mod keys;
+pub mod merchants;
+pub mod platform_keys;
+pub mod signature;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,197 @@
+//! Merchant acquiring's records behave the same on both stores: merchants and sub-merchants,
+//! keys by serial with revocation, and nonces accepted once until purged.
+
+use crate::on_both_stores;
+use crate::support::{Backend, TestStore};
+use zhifu_store::{MerchantKeyRow, NewMerchant, WalletDb, WalletStore};
+
+on_both_stores!(
+    merchants_and_sub_merchants,
+    keys_by_serial_and_revocation,
+    nonces_are_accepted_once_until_purged,
+    merchant_records_go_through_the_batching_writer,
+);
+
+fn merchant(name: &str, kind: &str, provider: Option<i64>) -> NewMerchant {
+    NewMerchant {
+        name: name.into(),
+        kind: kind.into(),
+        service_provider_id: provider,
+        discount_rate_bps: 60,
+        notify_url: Some("https://shop.example/notify".into()),
+        created_ms: 1_800_000_000_000,
+    }
+}
+
+fn key(merchant_id: i64, serial: &str) -> MerchantKeyRow {
+    MerchantKeyRow {
+        merchant_id,
+        serial: serial.into(),
+        algorithm: "Ed25519".into(),
+        public_key_pem: "-----BEGIN PUBLIC KEY-----\n…\n-----END PUBLIC KEY-----\n".into(),
+        created_ms: 1_800_000_000_000,
+        revoked_ms: None,
+    }
+}
+
+fn merchants_and_sub_merchants(backend: Backend) {
+    let store = TestStore::new(backend);
+    let mut wallet = store.config.open_wallet().expect("open the wallet store");
+    let shop = wallet
+        .merchant_insert(&merchant("Corner shop", "merchant", None))
+        .unwrap();
+    let provider = wallet
+        .merchant_insert(&merchant("Provider", "service_provider", None))
+        .unwrap();
+    let mut sub = merchant("Noodle bar", "merchant", Some(provider));
+    sub.notify_url = None;
+    sub.discount_rate_bps = 38;
+    let noodles = wallet.merchant_insert(&sub).unwrap();
+    let tea = wallet
+        .merchant_insert(&merchant("Tea house", "merchant", Some(provider)))
+        .unwrap();
+    assert!(shop < provider && provider < noodles && noodles < tea);
+
+    let row = wallet.merchant(noodles).unwrap().expect("the sub-merchant");
+    assert_eq!(
+        (
+            row.name.as_str(),
+            row.kind.as_str(),
+            row.service_provider_id,
+            row.discount_rate_bps,
+            row.notify_url.as_deref()
+        ),
+        ("Noodle bar", "merchant", Some(provider), 38, None)
+    );
+    assert_eq!(wallet.merchant(i64::MAX).unwrap(), None);
+
+    let ids = |rows: Vec<zhifu_store::MerchantRow>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(wallet.sub_merchants(provider, 0, 10).unwrap()),
+        [noodles, tea]
+    );
+    assert_eq!(
+        ids(wallet.sub_merchants(provider, noodles, 10).unwrap()),
+        [tea]
+    );
+    assert_eq!(
+        ids(wallet.sub_merchants(provider, 0, 1).unwrap()),
+        [noodles]
+    );
+    assert!(wallet.sub_merchants(shop, 0, 10).unwrap().is_empty());
+
+    // The schema refuses what the rules never write: a provider that does not exist, a
+    // service provider under a provider, an unknown kind, a rate above 100 %.
+    for bad in [
+        merchant("Ghost's", "merchant", Some(i64::MAX)),
+        merchant("Nested", "service_provider", Some(provider)),
+        merchant("Odd", "bank", None),
+        NewMerchant {
+            discount_rate_bps: 10_001,
+            ..merchant("Greedy", "merchant", None)
+        },
+    ] {
+        assert!(wallet.merchant_insert(&bad).is_err(), "{bad:?}");
+    }
+}
+
+fn keys_by_serial_and_revocation(backend: Backend) {
+    let store = TestStore::new(backend);
+    let mut wallet = store.config.open_wallet().expect("open the wallet store");
+    let shop = wallet
+        .merchant_insert(&merchant("Corner shop", "merchant", None))
+        .unwrap();
+    let other = wallet
+        .merchant_insert(&merchant("Other shop", "merchant", None))
+        .unwrap();
+
+    assert!(wallet.merchant_key_insert(&key(shop, "k1")).unwrap());
+    let mut rsa = key(shop, "k2");
+    rsa.algorithm = "RSA-SHA256".into();
+    rsa.created_ms += 1;
+    assert!(wallet.merchant_key_insert(&rsa).unwrap());
+    assert!(
+        !wallet.merchant_key_insert(&key(shop, "k1")).unwrap(),
+        "a serial is unique per merchant"
+    );
+    assert!(
+        wallet.merchant_key_insert(&key(other, "k1")).unwrap(),
+        "another merchant may use the same serial"
+    );
+    assert!(
+        wallet.merchant_key_insert(&key(i64::MAX, "k1")).is_err(),
+        "only for a real merchant"
+    );
+    assert_eq!(wallet.merchant_key(shop, "k2").unwrap(), Some(rsa.clone()));
+    assert_eq!(wallet.merchant_key(shop, "k3").unwrap(), None);
+    let serials =
+        |rows: Vec<MerchantKeyRow>| rows.into_iter().map(|r| r.serial).collect::<Vec<_>>();
+    assert_eq!(
+        serials(wallet.merchant_keys_active(shop).unwrap()),
+        ["k1", "k2"]
+    );
+
+    assert!(wallet.merchant_key_revoke(shop, "k1", 99).unwrap());
+    assert!(
+        !wallet.merchant_key_revoke(shop, "k1", 100).unwrap(),
+        "revoked once"
+    );
+    assert!(!wallet.merchant_key_revoke(shop, "k9", 100).unwrap());
+    assert_eq!(serials(wallet.merchant_keys_active(shop).unwrap()), ["k2"]);
+    let revoked = wallet.merchant_key(shop, "k1").unwrap().expect("kept");
+    assert_eq!(revoked.revoked_ms, Some(99));
+    assert!(
+        !wallet.merchant_key_insert(&key(shop, "k1")).unwrap(),
+        "a revoked serial is never reused"
+    );
+    assert_eq!(serials(wallet.merchant_keys_active(other).unwrap()), ["k1"]);
+    // The public key stays out of Debug output.
+    assert!(!format!("{revoked:?}").contains("BEGIN PUBLIC KEY"));
+}
+
+fn nonces_are_accepted_once_until_purged(backend: Backend) {
+    let store = TestStore::new(backend);
+    let mut wallet = store.config.open_wallet().expect("open the wallet store");
+    assert!(wallet.merchant_nonce_record(1, "n-1", 1_000).unwrap());
+    assert!(!wallet.merchant_nonce_record(1, "n-1", 2_000).unwrap());
+    assert!(
+        wallet.merchant_nonce_record(2, "n-1", 2_000).unwrap(),
+        "nonces are per merchant"
+    );
+    assert!(wallet.merchant_nonce_record(1, "n-2", 3_000).unwrap());
+    // Purges what was seen strictly before the bound, and nothing newer.
+    assert_eq!(wallet.merchant_nonces_purge(2_000).unwrap(), 1);
+    assert_eq!(wallet.merchant_nonces_purge(2_000).unwrap(), 0);
+    assert!(!wallet.merchant_nonce_record(2, "n-1", 4_000).unwrap());
+    assert!(!wallet.merchant_nonce_record(1, "n-2", 4_000).unwrap());
+    assert!(
+        wallet.merchant_nonce_record(1, "n-1", 4_000).unwrap(),
+        "forgotten once purged"
+    );
+}
+
+/// The acquiring records are reached through `WalletDb`'s `dyn WalletStore`, and the writer's
+/// per-job savepoint undoes a refused job's nonce with the rest of its writes.
+fn merchant_records_go_through_the_batching_writer(backend: Backend) {
+    let store = TestStore::new(backend);
+    let db = WalletDb::open(&store.config, 1).expect("open the wallet db");
+    let shop = db
+        .write_plain(|s| s.merchant_insert(&merchant("Corner shop", "merchant", None)))
+        .unwrap();
+    let refused = db
+        .write(move |s: &mut dyn WalletStore| {
+            assert!(s.merchant_nonce_record(shop, "undone", 1)?);
+            Ok(Err::<(), _>("refused"))
+        })
+        .unwrap();
+    assert_eq!(refused, Err("refused"));
+    let first = db
+        .write_plain(move |s| s.merchant_nonce_record(shop, "undone", 2))
+        .unwrap();
+    let again = db
+        .write_plain(move |s| s.merchant_nonce_record(shop, "undone", 3))
+        .unwrap();
+    assert!(first && !again);
+    let row = db.read(|s| s.merchant(shop)).unwrap().expect("the shop");
+    assert_eq!(row.name, "Corner shop");
+}
