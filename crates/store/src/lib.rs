@@ -23,6 +23,7 @@ mod filter;
 mod history;
 mod merchant;
 pub mod naive;
+mod pg_client;
 mod postgres;
 mod rows;
 mod sqlite;

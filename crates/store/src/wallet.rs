@@ -279,7 +279,9 @@ impl StoreConfig {
                 &path.with_file_name("wallet.sqlite"),
             )?),
             StoreConfig::Postgres { url, schema } => Box::new(PostgresWalletStore {
-                client: PostgresStore::open(url, schema.as_deref())?.into_client(),
+                client: crate::pg_client::CachedClient::new(
+                    PostgresStore::open(url, schema.as_deref())?.into_client(),
+                ),
                 in_batch: false,
             }),
         })
@@ -895,7 +897,7 @@ impl WalletStore for SqliteWalletStore {
 }
 
 pub struct PostgresWalletStore {
-    pub(crate) client: postgres::Client,
+    pub(crate) client: crate::pg_client::CachedClient,
     /// Inside a writer's batch, whose per-job savepoint makes each job atomic.
     in_batch: bool,
 }
@@ -1359,9 +1361,9 @@ impl WalletStore for PostgresWalletStore {
         shares_minor: &[u64],
     ) -> Result<bool, StoreError> {
         if self.in_batch {
-            return insert_red_packet_postgres(&mut self.client, packet, shares_minor);
+            return insert_red_packet_postgres(self.client.raw(), packet, shares_minor);
         }
-        let mut tx = self.client.transaction()?;
+        let mut tx = self.client.raw().transaction()?;
         let inserted = insert_red_packet_postgres(&mut tx, packet, shares_minor)?;
         tx.commit()?;
         Ok(inserted)
