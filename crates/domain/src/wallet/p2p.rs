@@ -185,16 +185,7 @@ pub fn send(
         reference: None,
         linked: false,
     };
-    match engine
-        .create_transfers(vec![hold])
-        .map_err(P2pError::Engine)?
-        .as_slice()
-    {
-        [TransferCode::Ok | TransferCode::Exists] => {}
-        [TransferCode::ExistsWithDifferentPayload] => return Err(P2pError::KeyReused),
-        [code] => return Err(P2pError::Ledger(*code)),
-        _ => unreachable!("one transfer, one code"),
-    }
+    create_one(engine, hold)?;
     let row = P2pRow {
         transfer_id: id_text,
         payer_id,
@@ -208,6 +199,21 @@ pub fn send(
     let inserted = row.clone();
     people.db().write_plain(move |s| s.p2p_insert(&inserted))?;
     Ok(row)
+}
+
+/// Submits one transfer between people: done (now or by an earlier try with the same key),
+/// or why not.
+pub(crate) fn create_one(engine: &Engine, transfer: NewTransfer) -> Result<(), P2pError> {
+    match engine
+        .create_transfers(vec![transfer])
+        .map_err(P2pError::Engine)?
+        .as_slice()
+    {
+        [TransferCode::Ok | TransferCode::Exists] => Ok(()),
+        [TransferCode::ExistsWithDifferentPayload] => Err(P2pError::KeyReused),
+        [code] => Err(P2pError::Ledger(*code)),
+        _ => unreachable!("one transfer, one code"),
+    }
 }
 
 /// The payee takes the money (`accept`) or sends it back (`!accept`).

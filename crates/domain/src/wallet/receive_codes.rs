@@ -9,7 +9,7 @@
 use super::chart::{CODE_RECEIVE_CODE, wallet_account_id};
 use super::funding::{IdempotencyKey, derived_transfer_id};
 use super::limits::{LimitError, LimitPolicy};
-use super::p2p::{P2pError, TRANSFER_MAX_MINOR};
+use super::p2p::{P2pError, TRANSFER_MAX_MINOR, create_one};
 use super::people::{People, PeopleError};
 use crate::derive_key;
 use crate::time::shanghai_day_start_ms;
@@ -19,7 +19,7 @@ use zhifu_codes::{
     Amount, CountryCode, CurrencyCode, MerchantCategoryCode, MerchantCity, MerchantName, Payload,
     Target, TargetId, ZhifuAccount,
 };
-use zhifu_ledger::{NewTransfer, TransferCode, TransferOp};
+use zhifu_ledger::{NewTransfer, TransferOp};
 use zhifu_store::{Engine, P2pRow};
 
 #[derive(Clone, Debug)]
@@ -245,16 +245,7 @@ impl ReceiveCodes {
             reference: None,
             linked: false,
         };
-        match engine
-            .create_transfers(vec![payment])
-            .map_err(P2pError::Engine)?
-            .as_slice()
-        {
-            [TransferCode::Ok | TransferCode::Exists] => {}
-            [TransferCode::ExistsWithDifferentPayload] => return Err(P2pError::KeyReused.into()),
-            [code] => return Err(P2pError::Ledger(*code).into()),
-            _ => unreachable!("one transfer, one code"),
-        }
+        create_one(engine, payment)?;
         let row = P2pRow {
             transfer_id: id_text,
             payer_id,

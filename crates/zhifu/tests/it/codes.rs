@@ -1,7 +1,7 @@
 //! Codes over HTTP: a person's receive code paid at once within the static-code cap, one-time
 //! pay codes spent on first use, and a device's offline codes.
 
-use crate::funding::{PIN, ready_to_pay, top_up};
+use crate::funding::{PIN, balance_minor, ready_to_pay, top_up};
 use crate::support::Server;
 use crate::wallet::signed_up;
 
@@ -12,12 +12,6 @@ fn verified(server: &Server, phone: &str) -> String {
     let verified = server.send("POST", "/api/v1/verification", &body, Some(&token));
     assert_eq!(verified.status, 200, "{}", verified.body);
     token
-}
-
-fn balance_minor(server: &Server, token: &str) -> i64 {
-    server.send("GET", "/api/v1/wallet", "", Some(token)).json()["balance_minor"]
-        .as_i64()
-        .unwrap()
 }
 
 #[test]

@@ -46,7 +46,7 @@ pub(crate) fn top_up(
     server.send_keyed("POST", "/api/v1/top-ups", token, key, &body)
 }
 
-fn balance_minor(server: &Server, token: &str) -> i64 {
+pub(crate) fn balance_minor(server: &Server, token: &str) -> i64 {
     server.send("GET", "/api/v1/wallet", "", Some(token)).json()["balance_minor"]
         .as_i64()
         .unwrap()
