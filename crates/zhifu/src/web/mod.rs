@@ -210,8 +210,39 @@ struct EntryView {
     id: String,
     at: String,
     what: &'static str,
+    /// Held or returned, for money that was set aside and not (yet) moved.
+    state: Option<&'static str>,
     amount: String,
     sign_class: &'static str,
+}
+
+/// How an entry reads to a person: a hold is money set aside (in brackets, "held"), its
+/// posting the money leaving, its void or expiry the money coming back ("returned"), so that
+/// one withdrawal does not read as two.
+fn entry_view(t: &'static Texts, entry: &zhifu_store::StatementEntry) -> EntryView {
+    use zhifu_ledger::TransferKind;
+    let credit = entry.side == zhifu_store::Side::Credit;
+    let amount = display(i128::from(entry.amount_minor), zhifu_ledger::Currency::CNY);
+    let signed = format!("{}{amount}", if credit { "+" } else { "-" });
+    let (state, amount) = match entry.kind {
+        TransferKind::Pending => (Some(t.held), format!("({signed})")),
+        TransferKind::VoidPending | TransferKind::Expiry => {
+            (Some(t.returned), format!("({amount})"))
+        }
+        TransferKind::Posted | TransferKind::PostPending => (None, signed),
+    };
+    EntryView {
+        id: entry.transfer_id.get().to_string(),
+        at: china_time(entry.timestamp_ns / 1_000_000),
+        what: t.transfer_code(entry.code),
+        state,
+        amount,
+        sign_class: match (state, credit) {
+            (Some(_), _) => "muted",
+            (None, true) => "plus",
+            (None, false) => "minus",
+        },
+    }
 }
 
 #[derive(Template, WebTemplate)]
@@ -249,20 +280,7 @@ pub async fn wallet_page(
         .await??;
     let account = wallet_account(&state, user_id).await?;
     let entries = statement_page(&state, user_id, None, STATEMENT_LEN).await?;
-    let entries = entries
-        .iter()
-        .map(|entry| {
-            let credit = entry.side == zhifu_store::Side::Credit;
-            let amount = display(i128::from(entry.amount_minor), account.currency);
-            EntryView {
-                id: entry.transfer_id.get().to_string(),
-                at: china_time(entry.timestamp_ns / 1_000_000),
-                what: t.transfer_code(entry.code),
-                amount: format!("{}{amount}", if credit { "+" } else { "-" }),
-                sign_class: if credit { "plus" } else { "minus" },
-            }
-        })
-        .collect();
+    let entries = entries.iter().map(|entry| entry_view(t, entry)).collect();
     let now_ms = state.now_ms();
     let rows = state
         .with_people(move |people| people.transfers_of(user_id, 50))

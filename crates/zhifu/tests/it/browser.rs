@@ -114,7 +114,11 @@ fn log_in_see_the_balance_and_statement_in_both_languages() {
         click(&page, "#confirm").await;
         wait_for_path(&page, "/wallet").await;
         assert_eq!(text(&page, "#balance").await, "400.00");
-        assert!(text(&page, "#statement").await.contains("Withdrawal"));
+        // One withdrawal reads as its hold (bracketed, held) and the money leaving, not as two.
+        let statement = text(&page, "#statement").await;
+        assert!(statement.contains("Withdrawal held"), "{statement}");
+        assert!(statement.contains("(-600.00)"), "{statement}");
+        assert_eq!(statement.matches("-600.00").count(), 2, "{statement}");
 
         // The same page in Chinese, by the switch in the header; the choice is remembered.
         page.goto(format!("http://{}/wallet?lang=zh", server.address))
