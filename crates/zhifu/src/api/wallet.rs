@@ -58,6 +58,19 @@ const KINDS: [(&str, u16); 6] = [
     ("code_payment", chart::CODE_RECEIVE_CODE),
 ];
 
+/// What the entry did to the money: `posted` (moved), `held` (set aside, still the person's),
+/// `released` (a hold paid out), `returned` (a hold given back, by a void or its timeout). A
+/// withdrawal is a hold and then its release: two entries, one movement of money.
+fn movement(kind: zhifu_ledger::TransferKind) -> &'static str {
+    use zhifu_ledger::TransferKind;
+    match kind {
+        TransferKind::Posted => "posted",
+        TransferKind::Pending => "held",
+        TransferKind::PostPending => "released",
+        TransferKind::VoidPending | TransferKind::Expiry => "returned",
+    }
+}
+
 /// Entries a filtered page may look through before it answers with what it found and a
 /// cursor to go on from: bounds the work of one request whatever the filter.
 const FILTER_SCAN_MAX: usize = 5_000;
@@ -132,6 +145,7 @@ pub async fn statement(
                 "balance_after_minor": entry.balances_after.posted_net_minor(),
                 "code": entry.code,
                 "kind": KINDS.iter().find(|(_, code)| *code == entry.code).map(|(name, _)| *name),
+                "movement": movement(entry.kind),
                 "reference": entry.reference.as_ref().map(|r| r.as_str()),
             })
         })
