@@ -1,7 +1,7 @@
 //! The wallet's code pages: my receive code, my pay code (refreshing), and scanning someone's
 //! code — from a photo or pasted text — to pay them.
 
-use super::{LangQuery, LoggedIn, fresh_key, lang, with_lang_cookie};
+use super::{LangQuery, LoggedIn, fresh_key, lang, with_lang_cookie, yuan_to_minor};
 use crate::serve::AppState;
 use crate::web::texts::Texts;
 use askama::Template;
@@ -273,12 +273,5 @@ pub async fn pay_code(
     match paid {
         Ok(_) => Redirect::to("/wallet").into_response(),
         Err(e) => failed(t.error(e.code())),
-    }
-}
-
-fn yuan_to_minor(text: &str) -> Option<u64> {
-    match zhifu_ledger::Money::parse(text, zhifu_ledger::Currency::CNY) {
-        Ok(money) if money.amount_minor > 0 => u64::try_from(money.amount_minor).ok(),
-        _ => None,
     }
 }

@@ -473,11 +473,9 @@ pub async fn transfer(
         }
         .into_response()
     };
-    let amount_minor =
-        match zhifu_ledger::Money::parse(form.amount.trim(), zhifu_ledger::Currency::CNY) {
-            Ok(money) if money.amount_minor > 0 => money.amount_minor as u64,
-            _ => return failed(t.amount_invalid, &form),
-        };
+    let Some(amount_minor) = yuan_to_minor(&form.amount) else {
+        return failed(t.amount_invalid, &form);
+    };
     let Ok(payee) = Phone::parse(&form.to_phone) else {
         return failed(t.error("PHONE_INVALID"), &form);
     };
@@ -692,11 +690,9 @@ pub async fn top_up(
 ) -> Response {
     let t = lang(&headers, None).texts();
     let user_id = person.user_id;
-    let amount_minor =
-        match zhifu_ledger::Money::parse(form.amount.trim(), zhifu_ledger::Currency::CNY) {
-            Ok(money) if money.amount_minor > 0 => money.amount_minor as u64,
-            _ => return topup_page_for(&state, t, user_id, Some(t.amount_invalid)).await,
-        };
+    let Some(amount_minor) = yuan_to_minor(&form.amount) else {
+        return topup_page_for(&state, t, user_id, Some(t.amount_invalid)).await;
+    };
     let Some(key) = zhifu_domain::wallet::funding::IdempotencyKey::parse(&form.key) else {
         return topup_page_for(&state, t, user_id, Some(t.unavailable)).await;
     };
@@ -814,11 +810,9 @@ pub async fn send_red_packet(
         }
         .into_response()
     };
-    let amount_minor =
-        match zhifu_ledger::Money::parse(form.amount.trim(), zhifu_ledger::Currency::CNY) {
-            Ok(money) if money.amount_minor > 0 => money.amount_minor as u64,
-            _ => return failed(t.amount_invalid),
-        };
+    let Some(amount_minor) = yuan_to_minor(&form.amount) else {
+        return failed(t.amount_invalid);
+    };
     let Ok(shares) = form.shares.trim().parse::<u32>() else {
         return failed(t.error("RED_PACKET_SHARES"));
     };
@@ -1013,11 +1007,9 @@ pub async fn withdraw(
         }
         .into_response()
     };
-    let amount_minor =
-        match zhifu_ledger::Money::parse(form.amount.trim(), zhifu_ledger::Currency::CNY) {
-            Ok(money) if money.amount_minor > 0 => money.amount_minor as u64,
-            _ => return failed(t.amount_invalid),
-        };
+    let Some(amount_minor) = yuan_to_minor(&form.amount) else {
+        return failed(t.amount_invalid);
+    };
     let Some(key) = zhifu_domain::wallet::funding::IdempotencyKey::parse(&form.key) else {
         return failed(t.unavailable);
     };
@@ -1038,4 +1030,12 @@ pub async fn statement_export(
     };
     let csv = crate::api::wallet::statement_csv(&state, person.user_id).await?;
     Ok(crate::api::wallet::csv_response(csv))
+}
+
+/// An amount the person typed in yuan ("12.34"), in fen; `None` unless it is above zero.
+fn yuan_to_minor(text: &str) -> Option<u64> {
+    match zhifu_ledger::Money::parse(text.trim(), zhifu_ledger::Currency::CNY) {
+        Ok(money) if money.amount_minor > 0 => u64::try_from(money.amount_minor).ok(),
+        _ => None,
+    }
 }
