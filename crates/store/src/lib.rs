@@ -9,7 +9,7 @@
 //!   batch touches, applies it with [`zhifu_ledger::Ledger`], commits it in one transaction and
 //!   only then answers every caller.
 //! - [`Clock`]: the engine's time, real or driven by a test.
-//! - [`WalletStore`] and [`MerchantStore`]: the wallet's and merchant acquiring's records
+//! - [`WalletStore`], [`MerchantStore`] and [`OrderStore`]: the wallet's and merchant acquiring's records
 //!   outside the ledger, used through [`WalletDb`].
 //!
 //! **Storage shape.** Transfers are append-only rows that carry both accounts' balances right
@@ -23,6 +23,7 @@ mod filter;
 mod history;
 mod merchant;
 pub mod naive;
+mod orders;
 mod pg_client;
 mod postgres;
 mod rows;
@@ -33,6 +34,7 @@ mod wallet_db;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineError};
 pub use merchant::{MerchantKeyRow, MerchantRow, MerchantStore, NewMerchant};
+pub use orders::{AttemptRow, NotificationRow, OrderRow, OrderStore, RefundRow};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use wallet::{

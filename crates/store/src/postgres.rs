@@ -53,6 +53,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../migrations/postgres/0012_merchants.sql"),
     ),
+    (
+        13,
+        include_str!("../migrations/postgres/0013_merchant_orders.sql"),
+    ),
 ];
 
 pub struct PostgresStore {

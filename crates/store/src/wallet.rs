@@ -22,6 +22,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/sqlite/wallet_0009.sql")),
     (10, include_str!("../migrations/sqlite/wallet_0010.sql")),
     (11, include_str!("../migrations/sqlite/wallet_0011.sql")),
+    (12, include_str!("../migrations/sqlite/wallet_0012.sql")),
 ];
 
 /// A person to create.
@@ -143,7 +144,7 @@ pub struct ShareRow {
 
 /// What the wallet needs to remember outside the ledger. Merchant acquiring's records share
 /// its connections and its batching writer, hence the supertrait.
-pub trait WalletStore: crate::MerchantStore + Send {
+pub trait WalletStore: crate::MerchantStore + crate::OrderStore + Send {
     /// Brackets the batches of [`crate::WalletDb`]'s writer: a transaction per batch and a
     /// savepoint per job.
     fn batch_step(&mut self, step: BatchStep) -> Result<(), StoreError>;
@@ -1427,7 +1428,8 @@ const BALANCE_SPENT_SQLITE: &str = "SELECT coalesce(sum(amount_minor), 0), \
      AND (state = 'accepted' OR (state = 'held' AND expires_ms > ?5)) \
      UNION ALL SELECT s.amount_minor, p.created_ms FROM red_packets p \
      JOIN red_packet_shares s ON s.packet_id = p.packet_id \
-     WHERE p.sender_id = ?1 AND p.created_ms >= ?2 AND (s.grabber_id IS NOT NULL OR p.expires_ms > ?5))";
+     WHERE p.sender_id = ?1 AND p.created_ms >= ?2 AND (s.grabber_id IS NOT NULL OR p.expires_ms > ?5) \
+     UNION ALL SELECT amount_minor, paid_ms FROM merchant_orders WHERE payer_id = ?1 AND paid_ms >= ?2)";
 
 const BALANCE_SPENT_POSTGRES: &str = "SELECT CAST(coalesce(sum(amount_minor), 0) AS BIGINT), \
      CAST(coalesce(sum(CASE WHEN created_ms >= $3 THEN amount_minor END), 0) AS BIGINT), \
@@ -1436,7 +1438,8 @@ const BALANCE_SPENT_POSTGRES: &str = "SELECT CAST(coalesce(sum(amount_minor), 0)
      AND (state = 'accepted' OR (state = 'held' AND expires_ms > $5)) \
      UNION ALL SELECT s.amount_minor, p.created_ms FROM red_packets p \
      JOIN red_packet_shares s ON s.packet_id = p.packet_id \
-     WHERE p.sender_id = $1 AND p.created_ms >= $2 AND (s.grabber_id IS NOT NULL OR p.expires_ms > $5)) AS spent";
+     WHERE p.sender_id = $1 AND p.created_ms >= $2 AND (s.grabber_id IS NOT NULL OR p.expires_ms > $5) \
+     UNION ALL SELECT amount_minor, paid_ms FROM merchant_orders WHERE payer_id = $1 AND paid_ms >= $2) AS spent";
 
 const WITHDRAWAL_COLUMNS: &str = "key, user_id, withdrawal_key, card_token, amount_minor, fee_minor, \
      free_minor, started_ms, state";

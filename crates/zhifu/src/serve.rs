@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use zhifu_domain::acquiring::orders::{OrderPolicy, Orders};
 use zhifu_domain::acquiring::platform_keys::PlatformKeys;
 use zhifu_domain::acquiring::signature::Verifier;
 use zhifu_domain::bank::{BankMode, SimulatedBank};
@@ -87,6 +88,9 @@ pub struct AppState {
     verifier: Verifier,
     /// The platform's keys, which sign the merchant API's responses.
     platform_keys: Arc<PlatformKeys>,
+    orders: Orders,
+    /// Wakes the notification deliverer when an event was written.
+    notifier: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
@@ -100,6 +104,19 @@ impl AppState {
 
     pub fn pay_codes(&self) -> &PayCodes {
         &self.pay_codes
+    }
+
+    pub fn orders(&self) -> &Orders {
+        &self.orders
+    }
+
+    /// Tells the deliverer that an event may be due now (it also looks every second).
+    pub fn wake_notifier(&self) {
+        self.notifier.notify_one();
+    }
+
+    pub fn notifier(&self) -> Arc<tokio::sync::Notify> {
+        self.notifier.clone()
     }
 
     pub fn receive_codes(&self) -> &ReceiveCodes {
@@ -222,6 +239,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         platform_keys: Arc::new(crate::api::merchant_signing::load_platform_keys(
             &args.data_dir,
         )?),
+        orders: Orders::new(&secret, OrderPolicy::default()),
+        notifier: Arc::new(tokio::sync::Notify::new()),
     };
     state.bank.set_mode(args.bank_mode);
     if args.demo {
@@ -238,9 +257,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "zhifu serve: listening on http://{}/",
             listener.local_addr()?
         );
+        let deliverer = tokio::spawn(crate::api::notify::deliver(state.clone()));
         axum::serve(listener, app(state.clone()))
             .with_graceful_shutdown(shutdown_signal())
             .await?;
+        deliverer.abort();
         anyhow::Ok(())
     })?;
     // The stores' connections are dropped here, outside the runtime: the PostgreSQL client
@@ -298,6 +319,7 @@ fn app(state: AppState) -> Router {
         )
         .route("/r/{id}", get(crate::web::grab_page).post(crate::web::grab))
         .route("/receive", get(crate::web::codes::receive_page))
+        .route("/pay/{reference}", get(crate::web::codes::pay_order_page))
         .route("/receipts/{id}", get(crate::web::receipt_page))
         .route("/pay-code", get(crate::web::codes::pay_code_page))
         .route(
@@ -383,6 +405,18 @@ fn app(state: AppState) -> Router {
             "/api/v1/operator/merchants/{id}/keys/{serial}",
             delete(crate::api::merchants::revoke_key),
         )
+        .route(
+            "/api/v1/merchant-payments",
+            post(crate::api::orders::pay_merchant),
+        )
+        .route(
+            "/api/v1/merchant-payments/awaiting",
+            get(crate::api::orders::awaiting),
+        )
+        .route(
+            "/api/v1/merchant-payments/{id}/confirm",
+            post(crate::api::orders::confirm),
+        )
         .route("/api/v1/wallet", get(crate::api::wallet::balance))
         .route("/api/v1/receipts/{id}", get(crate::api::wallet::receipt))
         .route(
@@ -405,7 +439,7 @@ fn app(state: AppState) -> Router {
 /// response signed.
 /// Paths are whole, not nested, so that the layers see the path and query as sent.
 fn merchant_api(state: AppState) -> Router<AppState> {
-    use crate::api::{merchant_signing, merchants};
+    use crate::api::{bills, merchant_signing, merchants, orders};
     let signed = Router::new()
         .route("/merchant/v1/merchants/me", get(merchants::me))
         .route("/merchant/v1/keys", post(merchants::add_own_key))
@@ -413,6 +447,46 @@ fn merchant_api(state: AppState) -> Router<AppState> {
             "/merchant/v1/sub-merchants",
             post(merchants::onboard_sub_merchant),
         )
+        .route("/merchant/v1/orders/native", post(orders::create_native))
+        .route(
+            "/merchant/v1/orders/in-wallet",
+            post(orders::create_in_wallet),
+        )
+        .route("/merchant/v1/orders/pay-code", post(orders::pay_code))
+        .route(
+            "/merchant/v1/orders/out-trade-no/{out_trade_no}",
+            get(orders::by_out_trade_no),
+        )
+        .route(
+            "/merchant/v1/orders/out-trade-no/{out_trade_no}/close",
+            post(orders::close),
+        )
+        .route(
+            "/merchant/v1/orders/out-trade-no/{out_trade_no}/reverse",
+            post(orders::reverse),
+        )
+        .route(
+            "/merchant/v1/orders/out-trade-no/{out_trade_no}/qr.png",
+            get(orders::qr_png),
+        )
+        .route(
+            "/merchant/v1/orders/id/{transaction_id}",
+            get(orders::by_transaction_id),
+        )
+        .route("/merchant/v1/refunds", post(orders::refund))
+        .route(
+            "/merchant/v1/refunds/{out_refund_no}",
+            get(orders::refund_by_out_refund_no),
+        )
+        .route("/merchant/v1/static-code", get(orders::static_code))
+        .route("/merchant/v1/notify-key", post(orders::rotate_notify_key))
+        .route("/merchant/v1/notifications", get(orders::notification_log))
+        .route(
+            "/merchant/v1/notifications/{id}/resend",
+            post(orders::resend_notification),
+        )
+        .route("/merchant/v1/bills/trade", get(bills::trade_bill))
+        .route("/merchant/v1/bills/fund-flow", get(bills::fund_flow_bill))
         .route("/merchant/v1", any(merchants::not_found))
         .route("/merchant/v1/{*rest}", any(merchants::not_found))
         .layer(middleware::from_fn_with_state(

@@ -1,5 +1,5 @@
-//! Merchant acquiring (SPEC §5): how shops get paid. This first part is who the merchants are
-//! and how they talk to zhifu.
+//! Merchant acquiring (SPEC §5): how shops get paid: who the merchants are, how they talk to
+//! zhifu, their orders and refunds, and the notifications they receive.
 //!
 //! - [`merchants`]: direct merchants, service providers and their sub-merchants; the public
 //!   keys merchants sign with, registered under serials, several active for rotation.
@@ -8,14 +8,21 @@
 //! - [`signature`]: the signed API: the `Authorization` header's grammar, the signed messages,
 //!   and [`signature::Verifier`], which accepts a request or says why not with a stable code.
 //! - [`platform_keys`]: the platform's own keys, which sign every response.
+//! - [`orders`]: native, in-wallet, pay-code and static-code orders, their payment with fees
+//!   and commission, closing, reversal and refunds.
+//! - [`notifications`]: the outbox's retry schedule and the sealing of event resources.
 //!
 //! The records live beside the wallet's (`zhifu_store::MerchantStore`, through the wallet's
 //! `WalletDb`), so the services take the [`crate::wallet::people::People`] that owns it.
 
 pub mod keys;
 pub mod merchants;
+pub mod notifications;
+pub mod orders;
 pub mod platform_keys;
 pub mod signature;
 
+#[cfg(test)]
+mod order_tests;
 #[cfg(test)]
 mod tests;

@@ -169,6 +169,8 @@ pub struct People {
     /// across stores (limits checked, then a ledger transfer, then a row): see
     /// [`People::lock_person`].
     person_locks: Arc<Vec<Mutex<()>>>,
+    /// Striped locks for merchant orders: see [`People::lock_order`].
+    order_locks: Arc<Vec<Mutex<()>>>,
     phone_key: Vec<u8>,
     id_key: Vec<u8>,
     pin_hasher: PinHasher,
@@ -192,6 +194,7 @@ impl People {
         People {
             db,
             person_locks: Arc::new((0..PERSON_LOCKS_LEN).map(|_| Mutex::new(())).collect()),
+            order_locks: Arc::new((0..PERSON_LOCKS_LEN).map(|_| Mutex::new(())).collect()),
             phone_key: derive_key(secret, "phone lookup"),
             id_key: derive_key(secret, "id number lookup"),
             pin_hasher: PinHasher::new(&derive_key(secret, "payment pin")),
@@ -218,6 +221,16 @@ impl People {
     pub fn lock_person(&self, user_id: i64) -> MutexGuard<'_, ()> {
         let index = (user_id.unsigned_abs() % PERSON_LOCKS_LEN as u64) as usize;
         self.person_locks[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Serialises what is done to one merchant order (pay, close, refund). A separate set of
+    /// stripes from the person locks: paying an order holds its order lock and then the payer's
+    /// person lock, always in that order, so the two cannot deadlock.
+    pub fn lock_order(&self, order_id: i64) -> MutexGuard<'_, ()> {
+        let index = (order_id.unsigned_abs() % PERSON_LOCKS_LEN as u64) as usize;
+        self.order_locks[index]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }

@@ -5,12 +5,13 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use zhifu_domain::acquiring::merchants::MerchantError;
+use zhifu_domain::acquiring::orders::OrderError;
 use zhifu_domain::acquiring::signature::SignatureError;
 use zhifu_domain::bank::BankError;
 use zhifu_domain::wallet::funding::FundingError;
 use zhifu_domain::wallet::identity::IdentityError;
 use zhifu_domain::wallet::p2p::P2pError;
-use zhifu_domain::wallet::pay_codes::PayCodeError;
+use zhifu_domain::wallet::pay_codes::{PayCodeError, RedeemError};
 use zhifu_domain::wallet::people::PeopleError;
 use zhifu_domain::wallet::pin::PinError;
 use zhifu_domain::wallet::receive_codes::ReceiveCodeError;
@@ -49,6 +50,11 @@ pub enum ApiError {
     Signature(SignatureError),
     /// A merchant API request body over its cap.
     BodyTooLarge,
+    Order(OrderError),
+    /// A currency other than CNY.
+    CurrencyUnsupported,
+    /// A refund names its order by neither or both of `out_trade_no` and `transaction_id`.
+    OrderNameInvalid,
     /// Something on our side; the detail goes to the log, not to the caller.
     Internal,
 }
@@ -140,6 +146,11 @@ impl ApiError {
             }
             ApiError::Signature(e) => (StatusCode::UNAUTHORIZED, e.code()),
             ApiError::BodyTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "BODY_TOO_LARGE"),
+            ApiError::Order(e) => order_status(e),
+            ApiError::CurrencyUnsupported => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "CURRENCY_UNSUPPORTED")
+            }
+            ApiError::OrderNameInvalid => (StatusCode::UNPROCESSABLE_ENTITY, "ORDER_NAME_INVALID"),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         }
     }
@@ -194,6 +205,16 @@ impl ApiError {
                 "the body is larger than {} bytes, or could not be read",
                 super::merchant_signing::REQUEST_BODY_BYTES_MAX
             ),
+            ApiError::Order(
+                OrderError::Engine(_)
+                | OrderError::People(PeopleError::Store(_))
+                | OrderError::Merchant(MerchantError::Store(_)),
+            ) => "storage or the ledger is unavailable; try again with the same key".into(),
+            ApiError::Order(e) => e.to_string(),
+            ApiError::CurrencyUnsupported => "the only currency is CNY".into(),
+            ApiError::OrderNameInvalid => {
+                "name the order by exactly one of out_trade_no and transaction_id".into()
+            }
             ApiError::Internal => "something went wrong on our side".into(),
         }
     }
@@ -211,6 +232,7 @@ impl IntoResponse for ApiError {
         let people = match &self {
             ApiError::People(e) | ApiError::P2p(P2pError::People(e)) => Some(e),
             ApiError::RedPacket(RedPacketServiceError::People(e)) => Some(e),
+            ApiError::Order(OrderError::People(e)) => Some(e),
             _ => None,
         };
         if let Some(PeopleError::Pin(PinError::Locked { until_ms })) = people {
@@ -229,7 +251,11 @@ impl std::fmt::Debug for ErrorKind<'_> {
         match self.0 {
             ApiError::People(PeopleError::Store(e))
             | ApiError::Merchant(MerchantError::Store(e))
-            | ApiError::Signature(SignatureError::Store(e)) => write!(f, "store: {e}"),
+            | ApiError::Signature(SignatureError::Store(e))
+            | ApiError::Order(OrderError::People(PeopleError::Store(e)))
+            | ApiError::Order(OrderError::Merchant(MerchantError::Store(e))) => {
+                write!(f, "store: {e}")
+            }
             other => write!(f, "{}", other.status_and_code().1),
         }
     }
@@ -245,6 +271,49 @@ impl From<MerchantError> for ApiError {
     fn from(e: MerchantError) -> ApiError {
         ApiError::Merchant(e)
     }
+}
+
+impl From<OrderError> for ApiError {
+    fn from(e: OrderError) -> ApiError {
+        ApiError::Order(e)
+    }
+}
+
+fn order_status(error: &OrderError) -> (StatusCode, &'static str) {
+    let status = match error {
+        OrderError::People(e) | OrderError::PayCode(RedeemError::People(e)) => {
+            return (people_status(e), e.code());
+        }
+        OrderError::Merchant(e) => return (merchant_status(e), e.code()),
+        OrderError::PayCode(RedeemError::Code(e)) => {
+            return ApiError::PayCode(*e).status_and_code();
+        }
+        OrderError::OutTradeNoInvalid
+        | OrderError::OutRefundNoInvalid
+        | OrderError::DescriptionInvalid
+        | OrderError::AmountInvalid
+        | OrderError::CodeUnreadable { .. }
+        | OrderError::CodeNotOurs
+        | OrderError::AmountMissing
+        | OrderError::AmountMismatch
+        | OrderError::RefundExceedsPaid { .. }
+        | OrderError::Ledger(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        OrderError::NotFound => StatusCode::NOT_FOUND,
+        OrderError::OutTradeNoReused
+        | OrderError::OutRefundNoReused
+        | OrderError::KeyReused
+        | OrderError::OrderClosed
+        | OrderError::OrderPaid
+        | OrderError::OrderNotPaid
+        | OrderError::NotReversible
+        | OrderError::NotEnoughBalance
+        | OrderError::RefundsTooMany
+        | OrderError::RefundWindowPassed
+        | OrderError::MerchantBalanceShort => StatusCode::CONFLICT,
+        OrderError::Limit(_) => StatusCode::FORBIDDEN,
+        OrderError::Engine(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, error.code())
 }
 
 impl From<SignatureError> for ApiError {

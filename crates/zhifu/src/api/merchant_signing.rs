@@ -28,9 +28,8 @@ use zhifu_domain::acquiring::signature::SignatureError;
 
 /// The largest request body the merchant API reads: its requests are small JSON documents.
 pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
-/// The largest response body it signs (bills, which are larger, will be fetched unsigned and
-/// checked by their digest, as WeChat Pay does).
-const RESPONSE_BODY_BYTES_MAX: usize = 1024 * 1024;
+/// The largest response body it signs: a day's bill of a busy merchant fits.
+const RESPONSE_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
 /// Random bytes in a response nonce (32 hex characters).
 const RESPONSE_NONCE_BYTES: usize = 16;
 
@@ -137,32 +136,43 @@ async fn signed(
     mut parts: axum::http::response::Parts,
     body: Bytes,
 ) -> Response {
+    let Ok(headers) = signature_headers(state, algorithm, body.clone()).await else {
+        return ApiError::Internal.into_response();
+    };
+    for (name, value) in headers {
+        let value = HeaderValue::from_str(&value).expect("signature headers are ASCII");
+        parts.headers.insert(name, value);
+    }
+    Response::from_parts(parts, Body::from(body))
+}
+
+/// The `Zhifu-*` headers that sign `TIMESTAMP\nNONCE\nBODY\n` with the platform's key of
+/// `algorithm`: for responses and for notifications alike.
+pub async fn signature_headers(
+    state: &AppState,
+    algorithm: KeyAlgorithm,
+    body: Bytes,
+) -> Result<[(&'static str, String); 5], ApiError> {
     let mut nonce_bytes = [0u8; RESPONSE_NONCE_BYTES];
     zhifu_domain::Random::fill(&mut OsRandom::new(), &mut nonce_bytes);
     let nonce: String = nonce_bytes.iter().map(|b| format!("{b:02x}")).collect();
     let timestamp_s = state.now_ms().div_euclid(1000);
     let keys = state.platform_keys();
-    let signed_body = body.clone();
-    let sign = move || keys.sign_response(algorithm, timestamp_s, &nonce, &signed_body);
+    let sign = move || keys.sign_response(algorithm, timestamp_s, &nonce, &body);
     // An RSA signature costs a millisecond or so: off the async threads.
     let signature = match algorithm {
         KeyAlgorithm::Ed25519 => sign(),
-        KeyAlgorithm::RsaSha256 => match tokio::task::spawn_blocking(sign).await {
-            Ok(signature) => signature,
-            Err(_) => return ApiError::Internal.into_response(),
-        },
+        KeyAlgorithm::RsaSha256 => tokio::task::spawn_blocking(sign)
+            .await
+            .map_err(|_| ApiError::Internal)?,
     };
-    for (name, value) in [
-        ("zhifu-timestamp", signature.timestamp.as_str()),
-        ("zhifu-nonce", signature.nonce.as_str()),
-        ("zhifu-serial", signature.serial.as_str()),
-        ("zhifu-signature", signature.signature.as_str()),
-        ("zhifu-signature-type", signature.signature_type),
-    ] {
-        let value = HeaderValue::from_str(value).expect("signature headers are ASCII");
-        parts.headers.insert(name, value);
-    }
-    Response::from_parts(parts, Body::from(body))
+    Ok([
+        ("zhifu-timestamp", signature.timestamp),
+        ("zhifu-nonce", signature.nonce),
+        ("zhifu-serial", signature.serial),
+        ("zhifu-signature", signature.signature),
+        ("zhifu-signature-type", signature.signature_type.to_owned()),
+    ])
 }
 
 /// The platform's signing keys: `<data-dir>/platform-ed25519.pem` and

@@ -42,20 +42,22 @@ pub struct StatementQuery {
     before: Option<String>,
     limit: Option<usize>,
     /// Only entries of this kind: `top_up`, `withdrawal`, `withdrawal_fee`, `transfer`,
-    /// `red_packet`, `code_payment`.
+    /// `red_packet`, `code_payment`, `merchant_payment`, `merchant_refund`.
     kind: Option<String>,
     /// Only money in (`in`) or out (`out`).
     direction: Option<String>,
 }
 
 /// The statement's kinds, by the ledger's business code.
-const KINDS: [(&str, u16); 6] = [
+const KINDS: [(&str, u16); 8] = [
     ("top_up", chart::CODE_TOP_UP),
     ("withdrawal", chart::CODE_WITHDRAWAL),
     ("withdrawal_fee", chart::CODE_WITHDRAWAL_FEE),
     ("transfer", chart::CODE_P2P),
     ("red_packet", chart::CODE_RED_PACKET),
     ("code_payment", chart::CODE_RECEIVE_CODE),
+    ("merchant_payment", chart::CODE_MERCHANT_PAYMENT),
+    ("merchant_refund", chart::CODE_MERCHANT_REFUND),
 ];
 
 /// What the entry did to the money: `posted` (moved), `held` (set aside, still the person's),
@@ -218,6 +220,8 @@ pub async fn statement_page(
 pub enum Counterparty {
     /// Another person, by masked phone.
     Person(String),
+    /// A merchant, by its name.
+    Merchant(String),
     BankCard,
     Fee,
     RedPacket,
@@ -254,6 +258,16 @@ pub async fn receipt_entry(
                 .await??
                 .unwrap_or_else(|| "?".into()),
         ),
+        Owner::Merchant(id) => {
+            use zhifu_domain::acquiring::merchants::{self, MerchantId};
+            let id = MerchantId::new(id).ok_or(ApiError::Internal)?;
+            Counterparty::Merchant(
+                state
+                    .with_people(move |people| merchants::merchant(people, id))
+                    .await??
+                    .name,
+            )
+        }
         Owner::BankSettlement => Counterparty::BankCard,
         Owner::FeeIncome => Counterparty::Fee,
         Owner::RedPacketHold => Counterparty::RedPacket,
@@ -340,6 +354,7 @@ pub async fn receipt(
     let (entry, counterparty) = receipt_entry(&state, person.user_id, &transfer_id).await?;
     let counterparty = match counterparty {
         Counterparty::Person(phone_masked) => phone_masked,
+        Counterparty::Merchant(name) => name,
         Counterparty::BankCard => "bank card".into(),
         Counterparty::Fee => "fee".into(),
         Counterparty::RedPacket => "red packet".into(),

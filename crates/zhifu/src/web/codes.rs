@@ -7,7 +7,7 @@ use crate::web::texts::Texts;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
-use axum::extract::{Multipart, Query, State};
+use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -198,6 +198,43 @@ pub async fn read_code(
                 crate::api::wallet::display(minor as i128, zhifu_ledger::Currency::CNY)
             });
         }
+        // Not a person's code: a merchant's, perhaps.
+        Err(e) => match crate::api::orders::preview_merchant_code(&state, payload).await {
+            Ok((order, name)) => {
+                page.payee = Some(name);
+                page.preset = order.map(|order| {
+                    crate::api::wallet::display(
+                        order.amount_minor as i128,
+                        zhifu_ledger::Currency::CNY,
+                    )
+                });
+            }
+            Err(_) => page.error = Some(t.error(e.code())),
+        },
+    }
+    page.into_response()
+}
+
+/// `/pay/{reference}`: an in-wallet order a merchant sent the person to: whom, how much, and
+/// the PIN to confirm.
+pub async fn pay_order_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    _: LoggedIn,
+    Path(reference): Path<String>,
+) -> Response {
+    let t = lang(&headers, None).texts();
+    let mut page = ScanPage::empty(t);
+    match crate::api::orders::preview_merchant_code(&state, reference.clone()).await {
+        Ok((Some(order), name)) => {
+            page.payload = reference;
+            page.payee = Some(name);
+            page.preset = Some(crate::api::wallet::display(
+                order.amount_minor as i128,
+                zhifu_ledger::Currency::CNY,
+            ));
+        }
+        Ok((None, _)) => page.error = Some(t.error("ORDER_NOT_FOUND")),
         Err(e) => page.error = Some(t.error(e.code())),
     }
     page.into_response()
@@ -261,17 +298,30 @@ pub async fn pay_code(
     let Some(key) = zhifu_domain::wallet::funding::IdempotencyKey::parse(&form.key) else {
         return failed(t.unavailable);
     };
-    let paid = crate::api::codes::pay_flow(
-        &state,
-        person.user_id,
-        form.payload,
-        Some(amount_minor),
-        form.pin,
-        key,
-    )
-    .await;
+    let paid = match state.receive_codes().read(&form.payload) {
+        Ok(_) => crate::api::codes::pay_flow(
+            &state,
+            person.user_id,
+            form.payload,
+            Some(amount_minor),
+            form.pin,
+            key,
+        )
+        .await
+        .map(|_| ()),
+        Err(_) => crate::api::orders::pay_merchant_flow(
+            &state,
+            person.user_id,
+            form.payload,
+            Some(amount_minor),
+            form.pin,
+            key,
+        )
+        .await
+        .map(|_| ()),
+    };
     match paid {
-        Ok(_) => Redirect::to("/wallet").into_response(),
+        Ok(()) => Redirect::to("/wallet").into_response(),
         Err(e) => failed(t.error(e.code())),
     }
 }

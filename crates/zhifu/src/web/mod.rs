@@ -344,6 +344,7 @@ pub async fn receipt_page(
         sign_class: if credit { "plus" } else { "minus" },
         counterparty: match counterparty {
             Counterparty::Person(phone_masked) => phone_masked,
+            Counterparty::Merchant(name) => name,
             Counterparty::BankCard => t.bank_card.into(),
             Counterparty::Fee => t.fee_income.into(),
             Counterparty::RedPacket => t.red_packet.into(),

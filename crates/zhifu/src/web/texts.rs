@@ -105,7 +105,7 @@ pub struct Texts {
     errors: &'static [(&'static str, &'static str)],
     classes: [&'static str; 4],
     /// By the ledger's business code: top-up, withdrawal, fee, transfer, red packet.
-    codes: [&'static str; 6],
+    codes: [&'static str; 8],
     code_other: &'static str,
 }
 
@@ -129,7 +129,8 @@ impl Texts {
 
     pub fn transfer_code(&self, code: u16) -> &'static str {
         match code {
-            1..=6 => self.codes[usize::from(code - 1)],
+            1..=7 => self.codes[usize::from(code - 1)],
+            10 => self.codes[7],
             _ => self.code_other,
         }
     }
@@ -260,9 +261,23 @@ static ZH: Texts = Texts {
         ("IMAGE_TOO_LARGE", "图片太大"),
         ("IMAGE_TOO_MANY_PIXELS", "图片分辨率太高"),
         ("BAD_CRC", "二维码内容已损坏"),
+        ("ORDER_NOT_FOUND", "订单不存在"),
+        ("ORDER_CLOSED", "订单已关闭或已过期"),
+        ("ORDER_PAID", "订单已支付"),
+        ("NOT_ENOUGH_BALANCE", "零钱余额不足"),
+        ("CODE_NOT_OURS", "无法识别的收款码"),
     ],
     classes: ["未实名", "I类账户", "II类账户", "III类账户"],
-    codes: ["充值", "提现", "提现手续费", "转账", "红包", "扫码付款"],
+    codes: [
+        "充值",
+        "提现",
+        "提现手续费",
+        "转账",
+        "红包",
+        "扫码付款",
+        "商户消费",
+        "商户退款",
+    ],
     code_other: "其他",
 };
 
@@ -445,6 +460,11 @@ static EN: Texts = Texts {
         ("IMAGE_TOO_LARGE", "The picture is too large"),
         ("IMAGE_TOO_MANY_PIXELS", "The picture has too many pixels"),
         ("BAD_CRC", "The code is damaged"),
+        ("ORDER_NOT_FOUND", "No such order"),
+        ("ORDER_CLOSED", "This order is closed or expired"),
+        ("ORDER_PAID", "This order is paid already"),
+        ("NOT_ENOUGH_BALANCE", "Your balance is not enough"),
+        ("CODE_NOT_OURS", "This is not a code this wallet can pay"),
     ],
     classes: ["Not verified", "Class I", "Class II", "Class III"],
     codes: [
@@ -454,6 +474,8 @@ static EN: Texts = Texts {
         "Transfer",
         "Red packet",
         "Code payment",
+        "Merchant payment",
+        "Merchant refund",
     ],
     code_other: "Other",
 };

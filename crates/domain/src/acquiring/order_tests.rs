@@ -1,0 +1,440 @@
+//! Orders, fees, refunds and the notification outbox at their edges, on SQLite with a manual
+//! clock: every money-moving test ends with the ledger's conservation check and the merchant's
+//! balance to the fen.
+
+use super::merchants::{self, MerchantId, MerchantKind, Onboarding};
+use super::notifications;
+use super::orders::{
+    self, NewOrder, NewRefund, OrderError, OrderKind, OrderPolicy, Orders, commission_minor,
+    fee_minor, refund_shares,
+};
+use crate::wallet::chart::{
+    BANK_SETTLEMENT, FEE_INCOME, commission_account_id, institution_accounts, merchant_account_id,
+    wallet_account, wallet_account_id,
+};
+use crate::wallet::funding::IdempotencyKey;
+use crate::wallet::limits::LimitPolicy;
+use crate::wallet::people::People;
+use proptest::prelude::*;
+use std::sync::Arc;
+use zhifu_ledger::{AccountId, NewTransfer, TransferId, TransferOp};
+use zhifu_store::{Engine, EngineConfig, ManualClock, OrderRow, RefundRow, StoreConfig};
+
+const START_MS: i64 = 1_800_000_000_000;
+
+struct World {
+    _directory: tempfile::TempDir,
+    config: StoreConfig,
+    engine: Engine,
+    people: People,
+    orders: Orders,
+}
+
+impl World {
+    fn new() -> World {
+        let directory = tempfile::tempdir().unwrap();
+        let config = StoreConfig::Sqlite {
+            path: directory.path().join("ledger.sqlite"),
+        };
+        let clock = Arc::new(ManualClock::new(START_MS * 1_000_000));
+        let engine = Engine::start(&config, clock, EngineConfig::default()).unwrap();
+        engine.open_accounts(institution_accounts()).unwrap();
+        let people = People::open(&config, &[9; 32], 3_600_000).unwrap();
+        World {
+            _directory: directory,
+            config,
+            engine,
+            people,
+            orders: Orders::new(&[9; 32], OrderPolicy::default()),
+        }
+    }
+
+    fn merchant(&self, name: &str, provider: Option<MerchantId>) -> MerchantId {
+        let kind = MerchantKind::Merchant;
+        let onboarding = Onboarding {
+            name: name.into(),
+            kind,
+            discount_rate_bps: 60,
+            notify_url: Some("http://127.0.0.1:9/notify".into()),
+        };
+        merchants::onboard(&self.people, &onboarding, provider, START_MS)
+            .unwrap()
+            .id
+    }
+
+    fn provider(&self) -> MerchantId {
+        let onboarding = Onboarding {
+            name: "Provider".into(),
+            kind: MerchantKind::ServiceProvider,
+            discount_rate_bps: 0,
+            notify_url: None,
+        };
+        merchants::onboard(&self.people, &onboarding, None, START_MS)
+            .unwrap()
+            .id
+    }
+
+    fn payer(&self, phone: &str, balance_minor: u64) -> i64 {
+        let phone = crate::wallet::identity::Phone::parse(phone).unwrap();
+        let user = self
+            .people
+            .sign_up(&phone, "correct horse", 0)
+            .unwrap()
+            .user_id;
+        self.engine
+            .open_accounts(vec![wallet_account(user)])
+            .unwrap();
+        let funding = NewTransfer {
+            id: TransferId::new(u128::from(user as u64) << 64).unwrap(),
+            op: TransferOp::Posted {
+                debit_account_id: AccountId::new(BANK_SETTLEMENT).unwrap(),
+                credit_account_id: wallet_account_id(user),
+                amount_minor: balance_minor,
+            },
+            code: 1,
+            reference: None,
+            linked: false,
+        };
+        self.engine.create_transfers(vec![funding]).unwrap();
+        user
+    }
+
+    fn balance(&self, account: AccountId) -> i128 {
+        let mut reader = self.config.open().unwrap();
+        zhifu_store::balance(reader.as_mut(), account)
+            .unwrap()
+            .map_or(0, |a| a.balances.posted_net_minor())
+    }
+
+    fn conserved(&self) {
+        let mut reader = self.config.open().unwrap();
+        let mut all = Vec::new();
+        reader.scan_accounts(&mut |a| all.push(a)).unwrap();
+        zhifu_ledger::check_conservation(all.iter()).unwrap();
+    }
+
+    fn native(&self, merchant: MerchantId, out_trade_no: &str, amount_minor: u64) -> OrderRow {
+        let order = NewOrder {
+            out_trade_no: out_trade_no.into(),
+            kind: OrderKind::Native,
+            amount_minor,
+            description: "Noodles".into(),
+        };
+        self.orders
+            .create(&self.people, merchant, &order, START_MS)
+            .unwrap()
+    }
+
+    fn pay(
+        &self,
+        payer: i64,
+        order: &OrderRow,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<OrderRow, OrderError> {
+        let code = orders::MerchantCode::Order { order_id: order.id };
+        self.orders.pay_code_scanned(
+            &self.people,
+            &self.engine,
+            &LimitPolicy::default(),
+            payer,
+            &code,
+            None,
+            &IdempotencyKey::parse(key).unwrap(),
+            now_ms,
+        )
+    }
+
+    fn refund(
+        &self,
+        merchant: MerchantId,
+        order: &OrderRow,
+        no: &str,
+        amount_minor: u64,
+    ) -> Result<RefundRow, OrderError> {
+        let refund = NewRefund {
+            out_refund_no: no.into(),
+            amount_minor,
+            reason: None,
+        };
+        self.orders.refund(
+            &self.people,
+            &self.engine,
+            merchant,
+            order.id,
+            &refund,
+            START_MS + 60_000,
+        )
+    }
+}
+
+#[test]
+fn fees_round_half_up_to_the_fen_and_commission_rounds_down() {
+    // 0.6 % of 0.83 yuan is 0.498 fen; of 0.84 yuan 0.504 fen; of 0.75 yuan exactly 0.45.
+    assert_eq!(fee_minor(83, 60), 0);
+    assert_eq!(fee_minor(84, 60), 1);
+    assert_eq!(fee_minor(250, 60), 2); // 1.5 fen: half up
+    assert_eq!(fee_minor(12_345, 60), 74); // 74.07
+    assert_eq!(fee_minor(u64::MAX / 2, 10_000), u64::MAX / 2);
+    assert_eq!(commission_minor(74, 2_000), 14); // 14.8 down
+    assert_eq!(commission_minor(4, 2_000), 0);
+}
+
+proptest! {
+    /// However a payment is refunded in parts, the parts give back exactly its fee and its
+    /// commission, each part at most what is left, and none negative.
+    #[test]
+    fn refunds_in_parts_give_back_exactly_the_fee_and_commission(
+        amount_minor in 1u64..10_000_000,
+        rate_bps in 0u32..=10_000,
+        cuts in proptest::collection::vec(1u64..1_000_000, 0..49),
+    ) {
+        let fee = fee_minor(amount_minor, rate_bps);
+        let commission = commission_minor(fee, 2_000);
+        let mut order = OrderRow {
+            id: 1, merchant_id: 1, out_trade_no: "o".into(), kind: "NATIVE".into(),
+            amount_minor, description: "d".into(), request_digest: String::new(),
+            state: "SUCCESS".into(), payer_id: Some(1), pin_confirmed: true, fee_minor: fee,
+            commission_minor: commission, refunded_minor: 0, refund_count: 0, created_ms: 0,
+            expires_ms: 1, paid_ms: Some(0), closed_ms: None,
+        };
+        // Parts: the cuts, clipped to what is left, then the rest.
+        let mut parts: Vec<u64> = Vec::new();
+        let mut left = amount_minor;
+        for cut in cuts {
+            if left <= 1 { break; }
+            let part = cut.min(left - 1);
+            parts.push(part);
+            left -= part;
+        }
+        parts.push(left);
+        let mut refunds: Vec<RefundRow> = Vec::new();
+        for part in parts {
+            let (fee_back, commission_back) = refund_shares(&order, &refunds, part);
+            let fee_left = fee - refunds.iter().map(|r| r.fee_minor).sum::<u64>();
+            prop_assert!(fee_back <= fee_left);
+            refunds.push(RefundRow {
+                id: refunds.len() as i64 + 1, order_id: 1, merchant_id: 1,
+                out_refund_no: String::new(), amount_minor: part, fee_minor: fee_back,
+                commission_minor: commission_back, reason: None, state: "SUCCESS".into(),
+                created_ms: 0,
+            });
+            order.refunded_minor += part;
+        }
+        prop_assert_eq!(refunds.iter().map(|r| r.fee_minor).sum::<u64>(), fee);
+        prop_assert_eq!(refunds.iter().map(|r| r.commission_minor).sum::<u64>(), commission);
+    }
+}
+
+#[test]
+fn a_native_order_is_paid_once_with_its_fee_and_the_providers_commission() {
+    let world = World::new();
+    let provider = world.provider();
+    let shop = world.merchant("Noodle bar", Some(provider));
+    let payer = world.payer("13800000001", 100_000);
+    let order = world.native(shop, "order-1", 12_345);
+    assert_eq!(order.state, "NOTPAY");
+
+    // The same request is the same order; another payload under the number is refused.
+    assert_eq!(world.native(shop, "order-1", 12_345).id, order.id);
+    let other = NewOrder {
+        out_trade_no: "order-1".into(),
+        kind: OrderKind::Native,
+        amount_minor: 12_346,
+        description: "Noodles".into(),
+    };
+    let reused = world.orders.create(&world.people, shop, &other, START_MS);
+    assert!(matches!(reused, Err(OrderError::OutTradeNoReused)));
+
+    // The code names the order; a made-up reference does not.
+    let merchant = merchants::merchant(&world.people, shop).unwrap();
+    let code = world.orders.code_for(&merchant, &order);
+    assert!(matches!(
+        world.orders.read_code(&code).unwrap(),
+        orders::MerchantCode::Order { order_id } if order_id == order.id
+    ));
+    assert_eq!(
+        world
+            .orders
+            .order_of_reference(&format!("{}.000000000000", order.id)),
+        None
+    );
+
+    let paid = world.pay(payer, &order, "pay-1", START_MS + 1_000).unwrap();
+    assert_eq!(
+        (paid.state.as_str(), paid.fee_minor, paid.commission_minor),
+        ("SUCCESS", 74, 14)
+    );
+    // A retry is the same payment; another payer is refused; nothing moves twice.
+    assert_eq!(
+        world
+            .pay(payer, &order, "pay-1", START_MS + 2_000)
+            .unwrap()
+            .paid_ms,
+        paid.paid_ms
+    );
+    let late = world.payer("13800000002", 100_000);
+    assert!(matches!(
+        world.pay(late, &order, "pay-2", START_MS + 2_000),
+        Err(OrderError::OrderPaid)
+    ));
+    assert_eq!(world.balance(wallet_account_id(payer)), 100_000 - 12_345);
+    assert_eq!(world.balance(merchant_account_id(shop.get())), 12_345 - 74);
+    assert_eq!(world.balance(commission_account_id(provider.get())), 14);
+    assert_eq!(world.balance(AccountId::new(FEE_INCOME).unwrap()), 74 - 14);
+    world.conserved();
+
+    // One event in the outbox, due at once.
+    let due = notifications::due(&world.people, START_MS + 1_000, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].notification.event_type, "TRANSACTION.SUCCESS");
+}
+
+#[test]
+fn refunds_stop_at_the_paid_amount_and_fifty_and_give_the_fee_back() {
+    let world = World::new();
+    let shop = world.merchant("Noodle bar", None);
+    let payer = world.payer("13800000001", 100_000);
+    let order = world.native(shop, "order-1", 10_000);
+    world.pay(payer, &order, "pay-1", START_MS).unwrap();
+    // Unpaid orders cannot be refunded.
+    let unpaid = world.native(shop, "order-2", 500);
+    assert!(matches!(
+        world.refund(shop, &unpaid, "r-x", 1),
+        Err(OrderError::OrderNotPaid)
+    ));
+
+    let first = world.refund(shop, &order, "r-1", 3_333).unwrap();
+    assert_eq!((first.amount_minor, first.fee_minor), (3_333, 20));
+    // Same number, same refund; same number, other amount: refused.
+    assert_eq!(
+        world.refund(shop, &order, "r-1", 3_333).unwrap().id,
+        first.id
+    );
+    assert!(matches!(
+        world.refund(shop, &order, "r-1", 3_334),
+        Err(OrderError::OutRefundNoReused)
+    ));
+    assert!(matches!(
+        world.refund(shop, &order, "r-2", 6_668),
+        Err(OrderError::RefundExceedsPaid { left_minor: 6_667 })
+    ));
+    // 47 refunds of 1 fen, then the 49th and 50th; the 51st is refused.
+    for index in 0..48 {
+        world
+            .refund(shop, &order, &format!("small-{index}"), 1)
+            .unwrap();
+    }
+    let last = world.refund(shop, &order, "r-50", 6_667 - 48).unwrap();
+    assert_eq!(last.state, "SUCCESS");
+    assert!(matches!(
+        world.refund(shop, &order, "r-51", 1),
+        Err(OrderError::RefundsTooMany)
+    ));
+    let refunds = world
+        .orders
+        .refunds_of_order(&world.people, order.id)
+        .unwrap();
+    assert_eq!(refunds.len(), 50);
+    assert_eq!(refunds.iter().map(|r| r.fee_minor).sum::<u64>(), 60);
+    assert_eq!(world.balance(wallet_account_id(payer)), 100_000);
+    assert_eq!(world.balance(merchant_account_id(shop.get())), 0);
+    assert_eq!(world.balance(AccountId::new(FEE_INCOME).unwrap()), 0);
+    world.conserved();
+}
+
+#[test]
+fn expired_and_closed_orders_cannot_be_paid_and_paid_ones_cannot_be_closed() {
+    let world = World::new();
+    let shop = world.merchant("Noodle bar", None);
+    let payer = world.payer("13800000001", 100_000);
+    let order = world.native(shop, "order-1", 100);
+    let expiry = order.expires_ms;
+    assert_eq!(expiry - START_MS, 2 * 3_600_000);
+    assert!(matches!(
+        world.pay(payer, &order, "k1", expiry),
+        Err(OrderError::OrderClosed)
+    ));
+    assert_eq!(orders::shown_state(&order, expiry), "CLOSED");
+    let paid = world.pay(payer, &order, "k2", expiry - 1).unwrap();
+    assert_eq!(paid.state, "SUCCESS");
+    assert!(matches!(
+        world.orders.close(&world.people, shop, "order-1", expiry),
+        Err(OrderError::OrderPaid)
+    ));
+    let other = world.native(shop, "order-2", 100);
+    world
+        .orders
+        .close(&world.people, shop, "order-2", START_MS)
+        .unwrap();
+    assert!(matches!(
+        world.pay(payer, &other, "k3", START_MS),
+        Err(OrderError::OrderClosed)
+    ));
+    // Not enough balance: nothing moves, the order stays payable.
+    let big = world.native(shop, "order-3", 99_999);
+    let poor = world.payer("13800000002", 10);
+    assert!(matches!(
+        world.pay(poor, &big, "k4", START_MS),
+        Err(OrderError::NotEnoughBalance)
+    ));
+    assert_eq!(world.balance(wallet_account_id(poor)), 10);
+    world.conserved();
+}
+
+#[test]
+fn a_notification_that_fails_three_times_follows_the_schedule_and_stops_when_acknowledged() {
+    let world = World::new();
+    let shop = world.merchant("Noodle bar", None);
+    let payer = world.payer("13800000001", 100_000);
+    let order = world.native(shop, "order-1", 100);
+    world.pay(payer, &order, "k", START_MS).unwrap();
+    let mut now_ms = START_MS;
+    let mut event_ids = Vec::new();
+    // The endpoint fails the first three deliveries and takes the fourth.
+    for (attempt, expected_wait_ms) in [(1, 0), (2, 15_000), (3, 15_000), (4, 30_000)] {
+        // Not due a millisecond early.
+        if expected_wait_ms > 0 {
+            assert!(
+                notifications::due(&world.people, now_ms + expected_wait_ms - 1, 10)
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        now_ms += expected_wait_ms;
+        let due = notifications::due(&world.people, now_ms, 10).unwrap();
+        assert_eq!(due.len(), 1, "attempt {attempt}");
+        event_ids.push(due[0].notification.event_id.clone());
+        let acknowledged = attempt == 4;
+        let next = notifications::record_attempt(
+            &world.people,
+            &due[0].notification,
+            if acknowledged { "200" } else { "500" },
+            acknowledged,
+            now_ms,
+        )
+        .unwrap();
+        assert_eq!(next.is_none(), acknowledged);
+    }
+    assert!(
+        event_ids.iter().all(|id| *id == event_ids[0]),
+        "one event id throughout"
+    );
+    assert!(
+        notifications::due(&world.people, now_ms + 86_400_000, 10)
+            .unwrap()
+            .is_empty()
+    );
+    let log = notifications::log(&world.people, shop, i64::MAX, 10).unwrap();
+    let outcomes: Vec<&str> = log[0].1.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["500", "500", "500", "200"]);
+    assert!(log[0].0.delivered_ms.is_some());
+    // A resend makes it due again; delivering it again is the merchant's dedupe's business.
+    assert!(notifications::resend(&world.people, shop, log[0].0.id, now_ms).unwrap());
+    assert_eq!(
+        notifications::due(&world.people, now_ms, 10).unwrap().len(),
+        1
+    );
+    let stranger = world.merchant("Other", None);
+    assert!(!notifications::resend(&world.people, stranger, log[0].0.id, now_ms).unwrap());
+}
