@@ -1429,7 +1429,7 @@ const BALANCE_SPENT_SQLITE: &str = "SELECT coalesce(sum(amount_minor), 0), \
      UNION ALL SELECT s.amount_minor, p.created_ms FROM red_packets p \
      JOIN red_packet_shares s ON s.packet_id = p.packet_id \
      WHERE p.sender_id = ?1 AND p.created_ms >= ?2 AND (s.grabber_id IS NOT NULL OR p.expires_ms > ?5) \
-     UNION ALL SELECT amount_minor, paid_ms FROM merchant_orders WHERE payer_id = ?1 AND paid_ms >= ?2)";
+     UNION ALL SELECT amount_minor - refunded_minor, paid_ms FROM merchant_orders WHERE payer_id = ?1 AND paid_ms >= ?2)";
 
 const BALANCE_SPENT_POSTGRES: &str = "SELECT CAST(coalesce(sum(amount_minor), 0) AS BIGINT), \
      CAST(coalesce(sum(CASE WHEN created_ms >= $3 THEN amount_minor END), 0) AS BIGINT), \
@@ -1439,7 +1439,7 @@ const BALANCE_SPENT_POSTGRES: &str = "SELECT CAST(coalesce(sum(amount_minor), 0)
      UNION ALL SELECT s.amount_minor, p.created_ms FROM red_packets p \
      JOIN red_packet_shares s ON s.packet_id = p.packet_id \
      WHERE p.sender_id = $1 AND p.created_ms >= $2 AND (s.grabber_id IS NOT NULL OR p.expires_ms > $5) \
-     UNION ALL SELECT amount_minor, paid_ms FROM merchant_orders WHERE payer_id = $1 AND paid_ms >= $2) AS spent";
+     UNION ALL SELECT amount_minor - refunded_minor, paid_ms FROM merchant_orders WHERE payer_id = $1 AND paid_ms >= $2) AS spent";
 
 const WITHDRAWAL_COLUMNS: &str = "key, user_id, withdrawal_key, card_token, amount_minor, fee_minor, \
      free_minor, started_ms, state";

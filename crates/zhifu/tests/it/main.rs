@@ -1,5 +1,6 @@
 //! The `zhifu` binary as users run it: a real process, real HTTP on loopback.
 
+mod acquiring;
 mod browser;
 mod codes;
 mod contract;

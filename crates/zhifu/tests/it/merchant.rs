@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A merchant's private key.
-enum PrivateKey {
+pub(crate) enum PrivateKey {
     Rsa(Box<rsa::PrivateKey>),
     Ed25519(Box<ed25519_dalek::SigningKey>),
 }
@@ -51,7 +51,7 @@ impl PrivateKey {
 }
 
 /// Two RSA-2048 keys, made once per test run (key generation is the slow part).
-fn rsa_key(index: usize) -> PrivateKey {
+pub(crate) fn rsa_key(index: usize) -> PrivateKey {
     static KEYS: OnceLock<Vec<rsa::PrivateKey>> = OnceLock::new();
     let keys = KEYS.get_or_init(|| {
         (0..2)
@@ -61,7 +61,7 @@ fn rsa_key(index: usize) -> PrivateKey {
     PrivateKey::Rsa(Box::new(keys[index].clone()))
 }
 
-fn ed25519_key(seed: u8) -> PrivateKey {
+pub(crate) fn ed25519_key(seed: u8) -> PrivateKey {
     PrivateKey::Ed25519(Box::new(ed25519_dalek::SigningKey::from_bytes(&[seed; 32])))
 }
 
@@ -112,13 +112,21 @@ impl Signed {
     }
 }
 
-struct Merchant {
-    id: i64,
+pub(crate) struct Merchant {
+    pub(crate) id: i64,
     serial: String,
     key: PrivateKey,
 }
 
 impl Merchant {
+    pub(crate) fn new(id: i64, serial: &str, key: PrivateKey) -> Merchant {
+        Merchant {
+            id,
+            serial: serial.into(),
+            key,
+        }
+    }
+
     fn authorization(&self, request: &Signed) -> String {
         format!(
             "{} mchid=\"{}\",serial_no=\"{}\",timestamp=\"{}\",nonce_str=\"{}\",signature=\"{}\"",
@@ -131,7 +139,13 @@ impl Merchant {
         )
     }
 
-    fn call(&self, server: &Server, method: &'static str, target: &str, body: &str) -> Response {
+    pub(crate) fn call(
+        &self,
+        server: &Server,
+        method: &'static str,
+        target: &str,
+        body: &str,
+    ) -> Response {
         let request = Signed::new(method, target, body);
         send(server, &request, Some(&self.authorization(&request)))
     }
@@ -154,10 +168,10 @@ fn send(server: &Server, request: &Signed, authorization: Option<&str>) -> Respo
 }
 
 /// The platform's public keys by serial, fetched as a merchant does.
-struct PlatformKeys(Vec<(String, String, String)>);
+pub(crate) struct PlatformKeys(Vec<(String, String, String)>);
 
 impl PlatformKeys {
-    fn fetch(server: &Server) -> PlatformKeys {
+    pub(crate) fn fetch(server: &Server) -> PlatformKeys {
         let response = server.get("/merchant/v1/platform-keys");
         assert_eq!(response.status, 200, "{}", response.body);
         let keys = response.json()["keys"]
@@ -176,7 +190,7 @@ impl PlatformKeys {
 
     /// The response carries `Zhifu-*` headers whose signature verifies over
     /// `TIMESTAMP\nNONCE\nBODY\n` under the platform key they name, of the expected type.
-    fn assert_signed(&self, response: &Response, signature_type: &str) {
+    pub(crate) fn assert_signed(&self, response: &Response, signature_type: &str) {
         let header = |name: &str| {
             response
                 .header(name)
@@ -219,17 +233,17 @@ impl PlatformKeys {
 }
 
 /// The operator onboards a merchant (`kind`, with a provider or not) and returns its id.
-fn onboard(server: &Server, body: &str) -> i64 {
+pub(crate) fn onboard(server: &Server, body: &str) -> i64 {
     let created = operator(server, "POST", "/api/v1/operator/merchants", body);
     assert_eq!(created.status, 201, "{}", created.body);
     created.json()["merchant_id"].as_i64().unwrap()
 }
 
-fn operator(server: &Server, method: &str, path: &str, body: &str) -> Response {
+pub(crate) fn operator(server: &Server, method: &str, path: &str, body: &str) -> Response {
     server.send(method, path, body, Some(&server.operator_token()))
 }
 
-fn key_body(serial: &str, key: &PrivateKey) -> String {
+pub(crate) fn key_body(serial: &str, key: &PrivateKey) -> String {
     serde_json::json!({
         "serial": serial,
         "algorithm": key.algorithm(),

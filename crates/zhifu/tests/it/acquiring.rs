@@ -1,0 +1,598 @@
+//! Merchant acquiring end to end, written as a merchant would write its integration: a client
+//! that signs with its RSA key creates a native order, a wallet user pays it, the merchant's own
+//! HTTP listener receives the notification, verifies the platform's signature and opens the
+//! sealed resource, then the client queries the order, refunds twice and downloads the bill.
+//! Then pay-code orders (paid at once, `USERPAYING` until the PIN, reversed), static codes, bad
+//! input, and what a merchant must never see.
+
+use crate::funding::{PIN, balance_minor, ready_to_pay, top_up};
+use crate::merchant::{Merchant, PlatformKeys, key_body, onboard, operator, rsa_key};
+use crate::support::{Response, Server};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use base64ct::{Base64, Encoding};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the payer's wallet was set up with, none of which a merchant may ever see.
+const PAYER_SECRETS: [&str; 4] = [
+    "13812345678",
+    "11010519491231002X",
+    "6222021234567890128",
+    PIN,
+];
+
+/// A merchant's notification endpoint: answers each POST with the next scripted status (then
+/// 200), and keeps what it received.
+struct Listener {
+    url: String,
+    received: Arc<Mutex<Vec<Response>>>,
+}
+
+impl Listener {
+    fn start(statuses: Vec<u16>) -> Listener {
+        let socket = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/zhifu/notify", socket.local_addr().unwrap());
+        let received: Arc<Mutex<Vec<Response>>> = Arc::default();
+        let kept = received.clone();
+        std::thread::spawn(move || {
+            let mut statuses = statuses.into_iter();
+            for stream in socket.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut headers = Vec::new();
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':') {
+                        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+                    }
+                }
+                let length: usize = headers
+                    .iter()
+                    .find(|(name, _)| name == "content-length")
+                    .map_or(0, |(_, value)| value.parse().unwrap());
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let status = statuses.next().unwrap_or(200);
+                kept.lock().unwrap().push(Response {
+                    status,
+                    headers,
+                    body: String::from_utf8(body).unwrap(),
+                });
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Listener { url, received }
+    }
+
+    /// Waits (up to `timeout`) until `count` deliveries arrived.
+    fn wait_for(&self, count: usize, timeout: Duration) -> Vec<Response> {
+        let start = Instant::now();
+        loop {
+            let received = self.received.lock().unwrap();
+            if received.len() >= count || start.elapsed() > timeout {
+                return received
+                    .iter()
+                    .map(|r| Response {
+                        status: r.status,
+                        headers: r.headers.clone(),
+                        body: r.body.clone(),
+                    })
+                    .collect();
+            }
+            drop(received);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// An RSA merchant with this notify URL, and its notification key.
+fn rsa_merchant(server: &Server, notify_url: &str, provider: Option<i64>) -> (Merchant, String) {
+    let provider = provider.map_or(String::new(), |id| {
+        format!(r#","service_provider_id":{id}"#)
+    });
+    let id = onboard(
+        server,
+        &format!(
+            r#"{{"name":"Noodle bar","discount_rate_bps":60,"notify_url":"{notify_url}"{provider}}}"#
+        ),
+    );
+    let key = rsa_key(0);
+    let path = format!("/api/v1/operator/merchants/{id}/keys");
+    let registered = operator(server, "POST", &path, &key_body("rsa-1", &key));
+    assert_eq!(registered.status, 201, "{}", registered.body);
+    let merchant = Merchant::new(id, "rsa-1", key);
+    let notify_key = merchant.call(server, "POST", "/merchant/v1/notify-key", "");
+    assert_eq!(notify_key.status, 200, "{}", notify_key.body);
+    let notify_key = notify_key.json()["notify_key"].as_str().unwrap().to_owned();
+    assert_eq!(notify_key.len(), 32);
+    (merchant, notify_key)
+}
+
+/// Opens a notification's resource as the docs say: AES-256-GCM, the key's 32 ASCII bytes,
+/// the nonce's 12, the associated data; ciphertext and tag in base64.
+fn open_resource(notification: &serde_json::Value, notify_key: &str) -> serde_json::Value {
+    let resource = &notification["resource"];
+    assert_eq!(resource["algorithm"], "AEAD_AES_256_GCM");
+    let cipher = aes_gcm::Aes256Gcm::new_from_slice(notify_key.as_bytes()).unwrap();
+    let nonce = resource["nonce"].as_str().unwrap().as_bytes();
+    let sealed = Base64::decode_vec(resource["ciphertext"].as_str().unwrap()).unwrap();
+    let plain = cipher
+        .decrypt(
+            &aes_gcm::aead::Nonce::<aes_gcm::Aes256Gcm>::try_from(nonce).unwrap(),
+            Payload {
+                msg: &sealed,
+                aad: resource["associated_data"].as_str().unwrap().as_bytes(),
+            },
+        )
+        .expect("the resource opens with the merchant's key");
+    serde_json::from_slice(&plain).unwrap()
+}
+
+/// Today in China Standard Time, as bills are cut: `YYYY-MM-DD`.
+fn shanghai_today() -> String {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let days = (now_ms + 8 * 3_600_000).div_euclid(86_400_000);
+    let (year, month, day) = zhifu_domain::time::civil_from_days(days);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+fn assert_private(text: &str) {
+    for secret in PAYER_SECRETS {
+        assert!(
+            !text.contains(secret),
+            "a payer's secret in what a merchant sees: {text}"
+        );
+    }
+}
+
+#[test]
+fn a_merchant_integrates_native_orders_notifications_refunds_and_bills() {
+    let server = Server::start();
+    let platform = PlatformKeys::fetch(&server);
+    // The endpoint fails the first delivery; the retry comes 15 s later: the test does not
+    // wait for it, the domain's tests follow the whole schedule with a manual clock.
+    let listener = Listener::start(vec![]);
+    let (shop, notify_key) = rsa_merchant(&server, &listener.url, None);
+    let (payer, card) = ready_to_pay(&server);
+    assert_eq!(
+        top_up(&server, &payer, Some("in"), &card, 100_000, PIN).status,
+        201
+    );
+
+    // The merchant creates a native order and gets its code.
+    let body = r#"{"out_trade_no":"T20261201-0001","description":"Beef noodles","amount_minor":12345,"currency":"CNY"}"#;
+    let created = shop.call(&server, "POST", "/merchant/v1/orders/native", body);
+    assert_eq!(created.status, 201, "{}", created.body);
+    platform.assert_signed(&created, "ZHIFU-RSA-SHA256");
+    let order = created.json();
+    assert_eq!(order["trade_state"], "NOTPAY");
+    let code_url = order["code_url"].as_str().unwrap().to_owned();
+    assert!(
+        code_url.starts_with("000201") && code_url.contains("123.45"),
+        "{code_url}"
+    );
+    // The same request again is the same order.
+    let again = shop.call(&server, "POST", "/merchant/v1/orders/native", body);
+    assert_eq!(again.json()["transaction_id"], order["transaction_id"]);
+
+    // The wallet scans and pays it.
+    let pay = format!(r#"{{"code":"{code_url}","pin":"{PIN}"}}"#);
+    let paid = server.send_keyed(
+        "POST",
+        "/api/v1/merchant-payments",
+        &payer,
+        Some("pay-1"),
+        &pay,
+    );
+    assert_eq!(paid.status, 201, "{}", paid.body);
+    assert_eq!(paid.json()["trade_state"], "SUCCESS");
+    assert_eq!(paid.json()["merchant_name"], "Noodle bar");
+    let retried = server.send_keyed(
+        "POST",
+        "/api/v1/merchant-payments",
+        &payer,
+        Some("pay-1"),
+        &pay,
+    );
+    assert_eq!(
+        retried.json()["transaction_id"],
+        paid.json()["transaction_id"]
+    );
+    assert_eq!(balance_minor(&server, &payer), 100_000 - 12_345);
+
+    // The notification: signed by the platform, sealed for the merchant.
+    let deliveries = listener.wait_for(1, Duration::from_secs(10));
+    assert_eq!(deliveries.len(), 1, "one notification delivered");
+    let notification = &deliveries[0];
+    platform.assert_signed(notification, "ZHIFU-RSA-SHA256");
+    assert_private(&notification.body);
+    let event = notification.json();
+    assert_eq!(event["event_type"], "TRANSACTION.SUCCESS");
+    let resource = open_resource(&event, &notify_key);
+    assert_eq!(resource["out_trade_no"], "T20261201-0001");
+    assert_eq!(resource["trade_state"], "SUCCESS");
+    assert_eq!(resource["amount_minor"], 12_345);
+    let pseudonym = resource["payer"].as_str().unwrap().to_owned();
+    assert!(
+        pseudonym.starts_with('u') && pseudonym.len() == 25,
+        "{pseudonym}"
+    );
+
+    // The merchant queries, by its number and by zhifu's.
+    let query = shop.call(
+        &server,
+        "GET",
+        "/merchant/v1/orders/out-trade-no/T20261201-0001",
+        "",
+    );
+    platform.assert_signed(&query, "ZHIFU-RSA-SHA256");
+    let queried = query.json();
+    assert_eq!(
+        (
+            queried["trade_state"].as_str(),
+            queried["fee_minor"].as_i64()
+        ),
+        (Some("SUCCESS"), Some(74))
+    );
+    let transaction_id = queried["transaction_id"].as_str().unwrap().to_owned();
+    let by_id = shop.call(
+        &server,
+        "GET",
+        &format!("/merchant/v1/orders/id/{transaction_id}"),
+        "",
+    );
+    assert_eq!(by_id.json()["out_trade_no"], "T20261201-0001");
+
+    // Two partial refunds; a third above what is left is refused.
+    let refund = |no: &str, amount: u64| {
+        let body = format!(
+            r#"{{"out_trade_no":"T20261201-0001","out_refund_no":"{no}","amount_minor":{amount},"reason":"cold soup"}}"#
+        );
+        shop.call(&server, "POST", "/merchant/v1/refunds", &body)
+    };
+    let first = refund("R1", 2_000);
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(
+        (
+            first.json()["status"].as_str(),
+            first.json()["fee_minor"].as_i64()
+        ),
+        (Some("SUCCESS"), Some(12))
+    );
+    assert_eq!(
+        refund("R1", 2_000).json()["refund_id"],
+        first.json()["refund_id"]
+    );
+    assert_eq!(refund("R2", 3_000).status, 201);
+    let over = refund("R3", 7_346);
+    assert_eq!(
+        (over.status, over.code()),
+        (422, "REFUND_EXCEEDS_PAID".into())
+    );
+    assert_eq!(balance_minor(&server, &payer), 100_000 - 12_345 + 5_000);
+    let refunded = shop.call(&server, "GET", "/merchant/v1/refunds/R2", "");
+    assert_eq!(refunded.json()["amount_minor"], 3_000);
+    let refund_events = listener.wait_for(3, Duration::from_secs(10));
+    assert_eq!(refund_events.len(), 3);
+    let refund_resource = open_resource(&refund_events[2].json(), &notify_key);
+    assert_eq!(refund_resource["status"], "SUCCESS");
+
+    // The bill: today's payment and both refunds, a summary row, and its digest.
+    let bill = shop.call(
+        &server,
+        "GET",
+        &format!("/merchant/v1/bills/trade?date={}", shanghai_today()),
+        "",
+    );
+    assert_eq!(bill.status, 200, "{}", bill.body);
+    platform.assert_signed(&bill, "ZHIFU-RSA-SHA256");
+    let digest: String = <sha2::Sha256 as sha2::Digest>::digest(bill.body.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(bill.header("zhifu-bill-sha256"), Some(digest.as_str()));
+    let lines: Vec<&str> = bill.body.lines().collect();
+    assert_eq!(lines.len(), 6, "{}", bill.body);
+    assert!(
+        lines[1].contains(",SUCCESS,123.45,0.74,") && lines[1].contains(&pseudonym),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains(",REFUND,") && lines[2].contains(",20.00,0.12,"),
+        "{}",
+        lines[2]
+    );
+    assert_eq!(lines[5], "1,123.45,50.00,0.44,yes");
+    assert_private(&bill.body);
+    let flows = shop.call(
+        &server,
+        "GET",
+        &format!("/merchant/v1/bills/fund-flow?date={}", shanghai_today()),
+        "",
+    );
+    let last = flows.body.lines().last().unwrap().to_owned();
+    // In 123.45 + fees back 0.30; out 0.74 + 50.00: net 73.01.
+    assert_eq!(last, "6,123.75,50.74,73.01,yes", "{}", flows.body);
+
+    // Bad input changes nothing.
+    let bad = |body: &str| shop.call(&server, "POST", "/merchant/v1/orders/native", body);
+    let other_amount =
+        r#"{"out_trade_no":"T20261201-0001","description":"Beef noodles","amount_minor":1}"#;
+    assert_eq!(bad(other_amount).code(), "OUT_TRADE_NO_REUSED");
+    assert_eq!(
+        bad(r#"{"out_trade_no":"x","description":"d","amount_minor":1,"currency":"USD"}"#).code(),
+        "CURRENCY_UNSUPPORTED"
+    );
+    assert_eq!(
+        bad(r#"{"out_trade_no":"x","description":"d","amount_minor":0}"#).code(),
+        "AMOUNT_INVALID"
+    );
+    assert_eq!(
+        bad(r#"{"out_trade_no":"x","description":"d","amount_minor":-5}"#).status,
+        422
+    );
+    assert_eq!(
+        bad(r#"{"out_trade_no":"x","description":"d","amount_minor":100000000000}"#).code(),
+        "AMOUNT_INVALID"
+    );
+    assert_eq!(
+        bad(r#"{"out_trade_no":"has space","description":"d","amount_minor":1}"#).code(),
+        "OUT_TRADE_NO_INVALID"
+    );
+    assert_eq!(
+        bad(r#"{"out_trade_no":"x","description":"","amount_minor":1}"#).code(),
+        "DESCRIPTION_INVALID"
+    );
+    assert_eq!(
+        bad(r#"{"out_trade_no":"x","description":"d","amount_minor":1,"extra":1}"#).status,
+        422
+    );
+    assert_eq!(bad("{").code(), "JSON_MALFORMED");
+    let unpaid = bad(r#"{"out_trade_no":"T2","description":"d","amount_minor":100}"#);
+    assert_eq!(unpaid.status, 201);
+    let closed = shop.call(
+        &server,
+        "POST",
+        "/merchant/v1/orders/out-trade-no/T2/close",
+        "",
+    );
+    assert_eq!(closed.json()["trade_state"], "CLOSED");
+    let code = unpaid.json()["code_url"].as_str().unwrap().to_owned();
+    let pay = format!(r#"{{"code":"{code}","pin":"{PIN}"}}"#);
+    let refused = server.send_keyed(
+        "POST",
+        "/api/v1/merchant-payments",
+        &payer,
+        Some("pay-2"),
+        &pay,
+    );
+    assert_eq!(
+        (refused.status, refused.code()),
+        (409, "ORDER_CLOSED".into())
+    );
+    let closed_refund = r#"{"out_trade_no":"T2","out_refund_no":"R9","amount_minor":1}"#;
+    assert_eq!(
+        shop.call(&server, "POST", "/merchant/v1/refunds", closed_refund)
+            .code(),
+        "ORDER_NOT_PAID"
+    );
+    let both =
+        r#"{"out_trade_no":"T2","transaction_id":"1","out_refund_no":"R9","amount_minor":1}"#;
+    assert_eq!(
+        shop.call(&server, "POST", "/merchant/v1/refunds", both)
+            .code(),
+        "ORDER_NAME_INVALID"
+    );
+    assert_eq!(
+        shop.call(&server, "GET", "/merchant/v1/orders/out-trade-no/nope", "")
+            .code(),
+        "ORDER_NOT_FOUND"
+    );
+    assert_eq!(
+        shop.call(
+            &server,
+            "GET",
+            "/merchant/v1/bills/trade?date=2026-02-30",
+            ""
+        )
+        .code(),
+        "QUERY_INVALID"
+    );
+    assert_eq!(balance_minor(&server, &payer), 100_000 - 12_345 + 5_000);
+
+    // Another merchant sees none of it.
+    let (stranger, _) = rsa_merchant(&server, &listener.url, None);
+    let peek = stranger.call(
+        &server,
+        "GET",
+        &format!("/merchant/v1/orders/id/{transaction_id}"),
+        "",
+    );
+    assert_eq!(peek.code(), "ORDER_NOT_FOUND");
+    assert_private(&query.body);
+
+    // The ledger still balances: the engine checks conservation when it starts again.
+    let server = server.restart();
+    assert_eq!(balance_minor(&server, &payer), 100_000 - 12_345 + 5_000);
+}
+
+#[test]
+fn pay_code_orders_pay_at_once_wait_for_the_pin_above_1000_yuan_and_reverse() {
+    let server = Server::start();
+    let listener = Listener::start(vec![]);
+    let (shop, _) = rsa_merchant(&server, &listener.url, None);
+    let (payer, card) = ready_to_pay(&server);
+    assert_eq!(
+        top_up(&server, &payer, Some("in"), &card, 500_000, PIN).status,
+        201
+    );
+    let pay_code = || {
+        let issued = server.send("POST", "/api/v1/pay-codes", "", Some(&payer));
+        assert_eq!(issued.status, 201, "{}", issued.body);
+        issued.json()["code"].as_str().unwrap().to_owned()
+    };
+    let order = |no: &str, amount: u64, code: &str| {
+        let body = format!(
+            r#"{{"out_trade_no":"{no}","description":"Coffee","amount_minor":{amount},"auth_code":"{code}"}}"#
+        );
+        shop.call(&server, "POST", "/merchant/v1/orders/pay-code", &body)
+    };
+
+    // 25.00: paid at once, no PIN. The same request again answers the same, the code spent.
+    let code = pay_code();
+    let paid = order("P1", 2_500, &code);
+    assert_eq!(paid.status, 200, "{}", paid.body);
+    assert_eq!(paid.json()["trade_state"], "SUCCESS");
+    assert_eq!(
+        order("P1", 2_500, &code).json()["transaction_id"],
+        paid.json()["transaction_id"]
+    );
+    let spent = order("P1b", 2_500, &code);
+    assert_eq!((spent.status, spent.code()), (409, "PAY_CODE_SPENT".into()));
+    assert_eq!(balance_minor(&server, &payer), 500_000 - 2_500);
+
+    // The static code: the payer enters the amount (within today's one-factor limit).
+    let static_code = shop.call(&server, "GET", "/merchant/v1/static-code", "");
+    let code = static_code.json()["code_url"].as_str().unwrap().to_owned();
+    let pay = |amount: Option<u64>, key: &str| {
+        let amount = amount.map_or(String::new(), |a| format!(r#","amount_minor":{a}"#));
+        let body = format!(r#"{{"code":"{code}","pin":"{PIN}"{amount}}}"#);
+        server.send_keyed(
+            "POST",
+            "/api/v1/merchant-payments",
+            &payer,
+            Some(key),
+            &body,
+        )
+    };
+    assert_eq!(pay(None, "s1").code(), "AMOUNT_MISSING");
+    let paid = pay(Some(880), "s2");
+    assert_eq!(paid.status, 201, "{}", paid.body);
+    assert_eq!(
+        pay(Some(880), "s2").json()["transaction_id"],
+        paid.json()["transaction_id"]
+    );
+    assert_eq!(balance_minor(&server, &payer), 500_000 - 2_500 - 880);
+    // 1,000.01 yuan: USERPAYING until the payer confirms with the PIN.
+    let waiting = order("P2", 100_001, &pay_code());
+    assert_eq!(
+        waiting.json()["trade_state"],
+        "USERPAYING",
+        "{}",
+        waiting.body
+    );
+    let awaiting = server.send(
+        "GET",
+        "/api/v1/merchant-payments/awaiting",
+        "",
+        Some(&payer),
+    );
+    let orders = awaiting.json()["orders"].as_array().unwrap().clone();
+    assert_eq!(orders.len(), 1);
+    let id = orders[0]["transaction_id"].as_str().unwrap().to_owned();
+    let confirm = |pin: &str| {
+        server.send(
+            "POST",
+            &format!("/api/v1/merchant-payments/{id}/confirm"),
+            &format!(r#"{{"pin":"{pin}"}}"#),
+            Some(&payer),
+        )
+    };
+    assert_eq!(confirm("111111").status, 403);
+    let confirmed = confirm(PIN);
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    assert_eq!(confirmed.json()["trade_state"], "SUCCESS");
+    let queried = shop.call(&server, "GET", "/merchant/v1/orders/out-trade-no/P2", "");
+    assert_eq!(queried.json()["trade_state"], "SUCCESS");
+    assert_eq!(balance_minor(&server, &payer), 500_000 - 2_500 - 880 - 100_001);
+
+    // The merchant did not learn the outcome of P1 and reverses it: refunded, REVOKED.
+    let reversed = shop.call(
+        &server,
+        "POST",
+        "/merchant/v1/orders/out-trade-no/P1/reverse",
+        "",
+    );
+    assert_eq!(
+        reversed.json()["trade_state"],
+        "REVOKED",
+        "{}",
+        reversed.body
+    );
+    assert_eq!(balance_minor(&server, &payer), 500_000 - 880 - 100_001);
+    // An unpaid native order cannot be reversed.
+    let native = r#"{"out_trade_no":"N1","description":"d","amount_minor":100}"#;
+    assert_eq!(
+        shop.call(&server, "POST", "/merchant/v1/orders/native", native)
+            .status,
+        201
+    );
+    let refused = shop.call(
+        &server,
+        "POST",
+        "/merchant/v1/orders/out-trade-no/N1/reverse",
+        "",
+    );
+    assert_eq!(refused.code(), "ORDER_NOT_REVERSIBLE");
+    // A made-up pay code.
+    assert_eq!(order("P3", 100, "190000000000000000").status, 404);
+    assert_eq!(order("P4", 100, "12345").code(), "PAY_CODE_MALFORMED");
+
+    let server = server.restart();
+    assert_eq!(balance_minor(&server, &payer), 500_000 - 880 - 100_001);
+}
+
+#[test]
+fn one_pay_code_submitted_by_many_orders_at_once_pays_exactly_once() {
+    let server = Server::start();
+    let listener = Listener::start(vec![]);
+    let (shop, _) = rsa_merchant(&server, &listener.url, None);
+    let (payer, card) = ready_to_pay(&server);
+    assert_eq!(
+        top_up(&server, &payer, Some("in"), &card, 100_000, PIN).status,
+        201
+    );
+    let issued = server.send("POST", "/api/v1/pay-codes", "", Some(&payer));
+    let code = issued.json()["code"].as_str().unwrap().to_owned();
+    let paid = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for attempt in 0..8 {
+            let (server, shop, code, paid) = (&server, &shop, &code, &paid);
+            scope.spawn(move || {
+                let body = format!(
+                    r#"{{"out_trade_no":"M{attempt}","description":"Tea","amount_minor":101,"auth_code":"{code}"}}"#
+                );
+                let answer = shop.call(server, "POST", "/merchant/v1/orders/pay-code", &body);
+                paid.lock().unwrap().push((answer.status, answer.code()));
+            });
+        }
+    });
+    let paid = paid.into_inner().unwrap();
+    assert_eq!(
+        paid.iter().filter(|(status, _)| *status == 200).count(),
+        1,
+        "{paid:?}"
+    );
+    assert!(
+        paid.iter()
+            .all(|(status, code)| *status == 200 || code == "PAY_CODE_SPENT"),
+        "{paid:?}"
+    );
+    assert_eq!(balance_minor(&server, &payer), 100_000 - 101);
+    let server = server.restart();
+    assert_eq!(balance_minor(&server, &payer), 100_000 - 101);
+}
