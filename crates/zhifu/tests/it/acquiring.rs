@@ -518,7 +518,10 @@ fn pay_code_orders_pay_at_once_wait_for_the_pin_above_1000_yuan_and_reverse() {
     assert_eq!(confirmed.json()["trade_state"], "SUCCESS");
     let queried = shop.call(&server, "GET", "/merchant/v1/orders/out-trade-no/P2", "");
     assert_eq!(queried.json()["trade_state"], "SUCCESS");
-    assert_eq!(balance_minor(&server, &payer), 500_000 - 2_500 - 880 - 100_001);
+    assert_eq!(
+        balance_minor(&server, &payer),
+        500_000 - 2_500 - 880 - 100_001
+    );
 
     // The merchant did not learn the outcome of P1 and reverses it: refunded, REVOKED.
     let reversed = shop.call(
@@ -595,4 +598,56 @@ fn one_pay_code_submitted_by_many_orders_at_once_pays_exactly_once() {
     assert_eq!(balance_minor(&server, &payer), 100_000 - 101);
     let server = server.restart();
     assert_eq!(balance_minor(&server, &payer), 100_000 - 101);
+}
+
+/// The same flow from an independent client in Python (`clients/python/merchant_flow.py`),
+/// written from `docs/merchant-api.md` with the `cryptography` package: proof that the docs
+/// are enough. CI installs Python's `cryptography` (`.ci/run`).
+#[test]
+fn a_python_client_written_from_the_docs_completes_the_merchant_flow() {
+    use std::process::{Command, Stdio};
+    let server = Server::start();
+    let (payer, card) = ready_to_pay(&server);
+    assert_eq!(
+        top_up(&server, &payer, Some("in"), &card, 100_000, PIN).status,
+        201
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../clients/python/merchant_flow.py"
+    );
+    let mut client = Command::new("python3")
+        .arg(script)
+        .arg(format!("http://{}", server.address))
+        .arg(server.operator_token())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 runs (CI installs it with python3-cryptography)");
+    let mut stdout = BufReader::new(client.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let code = line
+        .trim()
+        .strip_prefix("CODE ")
+        .unwrap_or_else(|| panic!("the client printed {line:?}"))
+        .to_owned();
+    let pay = format!(r#"{{"code":"{code}","pin":"{PIN}"}}"#);
+    let paid = server.send_keyed(
+        "POST",
+        "/api/v1/merchant-payments",
+        &payer,
+        Some("py"),
+        &pay,
+    );
+    assert_eq!(paid.status, 201, "{}", paid.body);
+    writeln!(client.stdin.take().unwrap(), "PAID").unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = client.wait().unwrap();
+    assert!(
+        status.success() && rest.trim_end().ends_with("OK"),
+        "the client said: {rest}"
+    );
+    assert_eq!(balance_minor(&server, &payer), 100_000 - 8_888 + 1_888);
 }
