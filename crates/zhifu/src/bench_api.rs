@@ -61,7 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     let server = match &args.url {
         Some(url) => Server::Given(address_of(url)?),
-        None => Server::start(&args.store, args.database_url.as_deref())?,
+        None => Server::start(&args.store, args.database_url.as_deref(), &[])?,
     };
     let address = server.address().to_owned();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -122,7 +122,7 @@ async fn measure(args: &Args, address: &str) -> anyhow::Result<serde_json::Value
     }))
 }
 
-fn round2(value: f64) -> f64 {
+pub(crate) fn round2(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
 }
 
@@ -145,17 +145,22 @@ fn payment_request(
             path: "/api/v1/transfers",
             token: Some(people[payer].token.clone()),
             key: Some(format!("b{run_salt}-{connection}-{sequence}")),
+            authorization: None,
             body,
         }
     }
 }
 
-struct Person {
-    phone: String,
-    token: String,
+pub(crate) struct Person {
+    pub(crate) phone: String,
+    pub(crate) token: String,
 }
 
-async fn set_up_people(address: &str, users: u64, run_salt: u32) -> anyhow::Result<Vec<Person>> {
+pub(crate) async fn set_up_people(
+    address: &str,
+    users: u64,
+    run_salt: u32,
+) -> anyhow::Result<Vec<Person>> {
     let mut people = Vec::with_capacity(users as usize);
     let mut indexes = (0..users).collect::<Vec<_>>().into_iter();
     loop {
@@ -227,44 +232,48 @@ fn birth_date(days: u64) -> String {
     format!("{year:04}{month:02}{day:02}")
 }
 
-struct Request {
-    method: &'static str,
-    path: &'static str,
-    token: Option<String>,
-    key: Option<String>,
-    body: String,
+pub(crate) struct Request {
+    pub(crate) method: &'static str,
+    pub(crate) path: &'static str,
+    pub(crate) token: Option<String>,
+    pub(crate) key: Option<String>,
+    /// A whole `Authorization` value (a merchant's signature), instead of a bearer token.
+    pub(crate) authorization: Option<String>,
+    pub(crate) body: String,
 }
 
 impl Request {
-    fn get(path: &'static str) -> Request {
+    pub(crate) fn get(path: &'static str) -> Request {
         Request {
             method: "GET",
             path,
             token: None,
             key: None,
+            authorization: None,
             body: String::new(),
         }
     }
 
-    fn post(path: &'static str, body: &str) -> Request {
+    pub(crate) fn post(path: &'static str, body: &str) -> Request {
         Request {
             method: "POST",
             path,
             token: None,
             key: None,
+            authorization: None,
             body: body.to_owned(),
         }
     }
 }
 
-struct PhaseResult {
-    rate_per_s: f64,
-    failures: u64,
-    latencies_us: Vec<u32>,
+pub(crate) struct PhaseResult {
+    pub(crate) rate_per_s: f64,
+    pub(crate) failures: u64,
+    pub(crate) latencies_us: Vec<u32>,
 }
 
 impl PhaseResult {
-    fn percentile_ms(&self, quantile: f64) -> f64 {
+    pub(crate) fn percentile_ms(&self, quantile: f64) -> f64 {
         if self.latencies_us.is_empty() {
             return f64::NAN;
         }
@@ -275,7 +284,7 @@ impl PhaseResult {
 
 /// Runs `connections` loops for `length`, each sending `make(connection, connections,
 /// sequence)`; paced at `rate_per_s` in all when given, else as fast as answers come.
-async fn run_phase<F>(
+pub(crate) async fn run_phase<F>(
     address: &str,
     connections: u64,
     length: Duration,
@@ -341,13 +350,13 @@ where
 }
 
 /// One keep-alive HTTP/1.1 connection: just enough client for JSON with a Content-Length.
-struct Connection {
+pub(crate) struct Connection {
     stream: BufReader<TcpStream>,
     host: String,
 }
 
 impl Connection {
-    async fn open(address: &str) -> anyhow::Result<Connection> {
+    pub(crate) async fn open(address: &str) -> anyhow::Result<Connection> {
         let stream = TcpStream::connect(address)
             .await
             .with_context(|| format!("connect to {address}"))?;
@@ -359,7 +368,11 @@ impl Connection {
     }
 
     /// Sends `request` and expects `status`, returning the JSON body.
-    async fn expect(&mut self, status: u16, request: Request) -> anyhow::Result<serde_json::Value> {
+    pub(crate) async fn expect(
+        &mut self,
+        status: u16,
+        request: Request,
+    ) -> anyhow::Result<serde_json::Value> {
         let (path, method) = (request.path, request.method);
         let (got, body) = self.send(&request).await?;
         let text = String::from_utf8_lossy(&body);
@@ -370,7 +383,7 @@ impl Connection {
         Ok(serde_json::from_slice(&body)?)
     }
 
-    async fn send(&mut self, request: &Request) -> anyhow::Result<(u16, Vec<u8>)> {
+    pub(crate) async fn send(&mut self, request: &Request) -> anyhow::Result<(u16, Vec<u8>)> {
         let mut head = format!(
             "{} {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
             request.method,
@@ -378,7 +391,9 @@ impl Connection {
             self.host,
             request.body.len()
         );
-        if let Some(token) = &request.token {
+        if let Some(authorization) = &request.authorization {
+            head.push_str(&format!("Authorization: {authorization}\r\n"));
+        } else if let Some(token) = &request.token {
             head.push_str(&format!("Authorization: Bearer {token}\r\n"));
         }
         if let Some(key) = &request.key {
@@ -423,7 +438,7 @@ impl Connection {
     }
 }
 
-fn address_of(url: &str) -> anyhow::Result<String> {
+pub(crate) fn address_of(url: &str) -> anyhow::Result<String> {
     let rest = url
         .strip_prefix("http://")
         .context("--url takes http://host:port/")?;
@@ -431,7 +446,7 @@ fn address_of(url: &str) -> anyhow::Result<String> {
 }
 
 /// The server under measurement: a child `zhifu serve` on a temporary store, or a given one.
-enum Server {
+pub(crate) enum Server {
     Started {
         child: Child,
         address: String,
@@ -442,7 +457,11 @@ enum Server {
 }
 
 impl Server {
-    fn start(store: &str, database_url: Option<&str>) -> anyhow::Result<Server> {
+    pub(crate) fn start(
+        store: &str,
+        database_url: Option<&str>,
+        extra_args: &[&str],
+    ) -> anyhow::Result<Server> {
         let temp_store = TempStore::create(store, database_url)?;
         let data_dir = tempfile::Builder::new()
             .prefix("zhifu-bench-api-")
@@ -452,6 +471,7 @@ impl Server {
             .arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
+            .args(extra_args)
             .arg("--data-dir");
         match temp_store.config() {
             zhifu_store::StoreConfig::Sqlite { path } => {
@@ -489,7 +509,7 @@ impl Server {
         })
     }
 
-    fn address(&self) -> &str {
+    pub(crate) fn address(&self) -> &str {
         match self {
             Server::Started { address, .. } | Server::Given(address) => address,
         }

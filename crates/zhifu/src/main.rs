@@ -4,6 +4,7 @@
 mod api;
 mod bench_api;
 mod bench_ledger;
+mod bench_pay;
 mod demo;
 mod openapi;
 mod qr_cli;
@@ -37,6 +38,8 @@ enum Bench {
     Ledger(bench_ledger::Args),
     /// Wallet-to-wallet payments over HTTP against a trivial endpoint's rate (the ceiling).
     Api(bench_api::Args),
+    /// Pay-code orders to one merchant through the signed merchant API, against the ceiling.
+    Pay(bench_pay::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(args),
         Command::Bench(Bench::Ledger(args)) => bench_ledger::run(args),
         Command::Bench(Bench::Api(args)) => bench_api::run(args),
+        Command::Bench(Bench::Pay(args)) => bench_pay::run(args),
         Command::Qr(command) => qr_cli::run(command),
     }
 }

@@ -479,6 +479,7 @@ fn merchant_api(state: AppState) -> Router<AppState> {
             get(orders::refund_by_out_refund_no),
         )
         .route("/merchant/v1/static-code", get(orders::static_code))
+        .route("/merchant/v1/balance", get(orders::balance))
         .route("/merchant/v1/notify-key", post(orders::rotate_notify_key))
         .route("/merchant/v1/notifications", get(orders::notification_log))
         .route(

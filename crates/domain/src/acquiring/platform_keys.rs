@@ -118,6 +118,12 @@ impl PlatformKey {
         &self.public
     }
 
+    /// A signature over `message` in standard padded base64. The platform signs responses with
+    /// it; `zhifu bench pay` also holds such a key as its merchant's, to sign requests.
+    pub fn sign_base64(&self, message: &[u8]) -> String {
+        Base64::encode_string(&self.sign(message))
+    }
+
     fn sign(&self, message: &[u8]) -> Vec<u8> {
         match &self.private {
             PrivateKey::Rsa(key) => key

@@ -420,6 +420,25 @@ pub async fn resend_notification(
     Ok(Json(json!({ "notification_id": id, "resend": true })))
 }
 
+/// `GET /merchant/v1/balance`: what the merchant has been paid, net of fees and refunds, and
+/// not yet settled to its bank, from the ledger.
+pub async fn balance(
+    State(state): State<AppState>,
+    Extension(SignedBy(merchant_id)): Extension<SignedBy>,
+) -> Result<Json<Value>, ApiError> {
+    let account = zhifu_domain::wallet::chart::merchant_account_id(merchant_id.get());
+    let balance = state
+        .with_reader(move |reader| zhifu_store::balance(reader, account))
+        .await?
+        .map_err(|_| ApiError::Internal)?;
+    let minor = balance.map_or(0, |account| account.balances.posted_net_minor());
+    Ok(Json(json!({
+        "merchant_id": merchant_id.get(),
+        "unsettled_minor": minor,
+        "currency": CURRENCY,
+    })))
+}
+
 // The wallet's side.
 
 #[derive(Deserialize)]
