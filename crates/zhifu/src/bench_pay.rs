@@ -259,6 +259,15 @@ async fn order_phase(
             let mut next_at = interval
                 .map(|i| Instant::now() + i.mul_f64(connection as f64 / connections as f64));
             while !stop.load(Ordering::Relaxed) {
+                let sequence = next.fetch_add(1, Ordering::Relaxed);
+                let consumer = &people[(sequence % people.len() as u64) as usize];
+                ensure!(
+                    (sequence / people.len() as u64) < USES_PER_CONSUMER_MAX,
+                    "more orders than --users × 10: raise --users"
+                );
+                // The consumer shows the code before the till is due to submit it: the code's
+                // fetch is not part of the order's time.
+                let code = pay_code(&mut http, consumer).await?;
                 let scheduled = match (next_at, interval) {
                     (Some(at), Some(interval)) => {
                         tokio::time::sleep_until(at.into()).await;
@@ -266,20 +275,6 @@ async fn order_phase(
                         at
                     }
                     _ => Instant::now(),
-                };
-                let sequence = next.fetch_add(1, Ordering::Relaxed);
-                let consumer = &people[(sequence % people.len() as u64) as usize];
-                ensure!(
-                    (sequence / people.len() as u64) < USES_PER_CONSUMER_MAX,
-                    "more orders than --users × 10: raise --users"
-                );
-                let code = pay_code(&mut http, consumer).await?;
-                // The code's fetch is the consumer's, not the till's: the clock starts now
-                // unless the order was already due (paced).
-                let scheduled = if interval.is_some() {
-                    scheduled
-                } else {
-                    Instant::now()
                 };
                 let out_trade_no = format!("B{}-{sequence}", till.run_salt);
                 let (status, body) = http.send(&till.order(&out_trade_no, &code)).await?;
