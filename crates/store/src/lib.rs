@@ -34,7 +34,9 @@ mod wallet_db;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineError};
 pub use merchant::{MerchantKeyRow, MerchantRow, MerchantStore, NewMerchant};
-pub use orders::{AttemptRow, NotificationRow, OrderRow, OrderStore, RefundRow};
+pub use orders::{
+    AttemptRow, NotificationRow, OrderRow, OrderStore, RefundRow, SettlementCard, SettlementRow,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use wallet::{

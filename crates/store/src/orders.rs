@@ -75,6 +75,35 @@ pub struct AttemptRow {
     pub outcome: String,
 }
 
+/// A merchant's payout card, as the bank tokenized it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SettlementCard {
+    pub token: String,
+    pub bank: String,
+    pub last_four: String,
+}
+
+impl std::fmt::Debug for SettlementCard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SettlementCard")
+            .field("bank", &self.bank)
+            .field("last_four", &self.last_four)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One merchant's settlement for one cut-off.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct SettlementRow {
+    pub merchant_id: i64,
+    pub cutoff_ms: i64,
+    pub amount_minor: u64,
+    pub card_token: String,
+    pub state: String,
+    pub created_ms: i64,
+    pub finished_ms: Option<i64>,
+}
+
 pub trait OrderStore {
     /// Stores a new order unless the merchant has one of this `out_trade_no`; returns the
     /// stored row either way (compare its digest to tell a retry from a reuse).
@@ -166,6 +195,38 @@ pub trait OrderStore {
         now_ms: i64,
     ) -> Result<bool, StoreError>;
 
+    fn merchant_settlement_card_set(
+        &mut self,
+        merchant_id: i64,
+        card: &SettlementCard,
+    ) -> Result<(), StoreError>;
+    fn merchant_settlement_card(
+        &mut self,
+        merchant_id: i64,
+    ) -> Result<Option<SettlementCard>, StoreError>;
+    /// Merchants with a settlement card, by id, after `after_id`.
+    fn merchants_settling(&mut self, after_id: i64, limit: usize) -> Result<Vec<i64>, StoreError>;
+    /// Stores the settlement unless the merchant has one for this cut-off; returns the stored
+    /// row either way.
+    fn settlement_insert(&mut self, row: &SettlementRow) -> Result<SettlementRow, StoreError>;
+    /// Ends a `PROCESSING` settlement; false when it was not processing.
+    fn settlement_finish(
+        &mut self,
+        merchant_id: i64,
+        cutoff_ms: i64,
+        state: &str,
+        finished_ms: i64,
+    ) -> Result<bool, StoreError>;
+    /// The merchant's settlements, newest first, with a cut-off before `before_ms`.
+    fn settlements_of_merchant(
+        &mut self,
+        merchant_id: i64,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<SettlementRow>, StoreError>;
+    /// Settlements still waiting for the bank, oldest first.
+    fn settlements_processing(&mut self, limit: usize) -> Result<Vec<SettlementRow>, StoreError>;
+
     /// The merchant's key for encrypting notifications (hex), if it has one.
     fn merchant_notify_key(&mut self, merchant_id: i64) -> Result<Option<String>, StoreError>;
     fn merchant_notify_key_set(
@@ -180,6 +241,8 @@ const ORDER_COLUMNS: &str = "id, merchant_id, out_trade_no, kind, amount_minor, 
      refunded_minor, refund_count, created_ms, expires_ms, paid_ms, closed_ms";
 const REFUND_COLUMNS: &str = "id, order_id, merchant_id, out_refund_no, amount_minor, \
      fee_minor, commission_minor, reason, state, created_ms";
+const SETTLEMENT_COLUMNS: &str =
+    "merchant_id, cutoff_ms, amount_minor, card_token, state, created_ms, finished_ms";
 const NOTIFICATION_COLUMNS: &str = "id, event_id, merchant_id, event_type, resource, \
      created_ms, attempts, next_ms, delivered_ms";
 const ATTEMPTS_COLUMNS: &str = "notification_id, attempt, at_ms, outcome";
@@ -241,6 +304,30 @@ fn notification_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<NotificationRo
         attempts: r.get(6)?,
         next_ms: r.get(7)?,
         delivered_ms: r.get(8)?,
+    })
+}
+
+fn settlement_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<SettlementRow> {
+    Ok(SettlementRow {
+        merchant_id: r.get(0)?,
+        cutoff_ms: r.get(1)?,
+        amount_minor: to_u64(r.get(2)?)?,
+        card_token: r.get(3)?,
+        state: r.get(4)?,
+        created_ms: r.get(5)?,
+        finished_ms: r.get(6)?,
+    })
+}
+
+fn settlement_postgres(r: &postgres::Row) -> Result<SettlementRow, StoreError> {
+    Ok(SettlementRow {
+        merchant_id: r.get(0),
+        cutoff_ms: r.get(1),
+        amount_minor: pg_u64(r, 2)?,
+        card_token: r.get(3),
+        state: r.get(4),
+        created_ms: r.get(5),
+        finished_ms: r.get(6),
     })
 }
 
@@ -586,6 +673,130 @@ impl OrderStore for SqliteWalletStore {
             )?
             .execute(params![id, merchant_id, now_ms])?;
         Ok(changed > 0)
+    }
+
+    fn merchant_settlement_card_set(
+        &mut self,
+        merchant_id: i64,
+        card: &SettlementCard,
+    ) -> Result<(), StoreError> {
+        self.connection
+            .prepare_cached(
+                "UPDATE merchants SET settlement_card_token = ?2, settlement_card_bank = ?3, \
+                 settlement_card_last_four = ?4 WHERE id = ?1",
+            )?
+            .execute(params![merchant_id, card.token, card.bank, card.last_four])?;
+        Ok(())
+    }
+
+    fn merchant_settlement_card(
+        &mut self,
+        merchant_id: i64,
+    ) -> Result<Option<SettlementCard>, StoreError> {
+        let row = self
+            .connection
+            .prepare_cached(
+                "SELECT settlement_card_token, settlement_card_bank, settlement_card_last_four \
+                 FROM merchants WHERE id = ?1",
+            )?
+            .query_row([merchant_id], |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            })
+            .optional()?;
+        Ok(match row {
+            Some((Some(token), Some(bank), Some(last_four))) => Some(SettlementCard {
+                token,
+                bank,
+                last_four,
+            }),
+            _ => None,
+        })
+    }
+
+    fn merchants_settling(&mut self, after_id: i64, limit: usize) -> Result<Vec<i64>, StoreError> {
+        let limit = limit.min(PAGE_LEN_MAX) as i64;
+        let mut statement = self.connection.prepare_cached(
+            "SELECT id FROM merchants WHERE settlement_card_token IS NOT NULL AND id > ?1 \
+             ORDER BY id LIMIT ?2",
+        )?;
+        let rows = statement
+            .query_map(params![after_id, limit], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<i64>>>()?;
+        Ok(rows)
+    }
+
+    fn settlement_insert(&mut self, row: &SettlementRow) -> Result<SettlementRow, StoreError> {
+        self.connection
+            .prepare_cached(
+                "INSERT INTO merchant_settlements (merchant_id, cutoff_ms, amount_minor, \
+                 card_token, state, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT (merchant_id, cutoff_ms) DO NOTHING",
+            )?
+            .execute(params![
+                row.merchant_id,
+                row.cutoff_ms,
+                to_i64(row.amount_minor)?,
+                row.card_token,
+                row.state,
+                row.created_ms
+            ])?;
+        Ok(self
+            .connection
+            .prepare_cached(&format!(
+                "SELECT {SETTLEMENT_COLUMNS} FROM merchant_settlements \
+                 WHERE merchant_id = ?1 AND cutoff_ms = ?2"
+            ))?
+            .query_row(params![row.merchant_id, row.cutoff_ms], settlement_sqlite)?)
+    }
+
+    fn settlement_finish(
+        &mut self,
+        merchant_id: i64,
+        cutoff_ms: i64,
+        state: &str,
+        finished_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let changed = self
+            .connection
+            .prepare_cached(
+                "UPDATE merchant_settlements SET state = ?3, finished_ms = ?4 \
+                 WHERE merchant_id = ?1 AND cutoff_ms = ?2 AND state = 'PROCESSING'",
+            )?
+            .execute(params![merchant_id, cutoff_ms, state, finished_ms])?;
+        Ok(changed > 0)
+    }
+
+    fn settlements_of_merchant(
+        &mut self,
+        merchant_id: i64,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<SettlementRow>, StoreError> {
+        let limit = limit.min(PAGE_LEN_MAX) as i64;
+        let mut statement = self.connection.prepare_cached(&format!(
+            "SELECT {SETTLEMENT_COLUMNS} FROM merchant_settlements WHERE merchant_id = ?1 \
+             AND cutoff_ms < ?2 ORDER BY cutoff_ms DESC LIMIT ?3"
+        ))?;
+        let rows = statement
+            .query_map(params![merchant_id, before_ms, limit], settlement_sqlite)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn settlements_processing(&mut self, limit: usize) -> Result<Vec<SettlementRow>, StoreError> {
+        let limit = limit.min(PAGE_LEN_MAX) as i64;
+        let mut statement = self.connection.prepare_cached(&format!(
+            "SELECT {SETTLEMENT_COLUMNS} FROM merchant_settlements WHERE state = 'PROCESSING' \
+             ORDER BY created_ms LIMIT ?1"
+        ))?;
+        let rows = statement
+            .query_map([limit], settlement_sqlite)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 
     fn merchant_notify_key(&mut self, merchant_id: i64) -> Result<Option<String>, StoreError> {
@@ -984,6 +1195,115 @@ impl OrderStore for PostgresWalletStore {
             &[&id, &merchant_id, &now_ms],
         )?;
         Ok(changed > 0)
+    }
+
+    fn merchant_settlement_card_set(
+        &mut self,
+        merchant_id: i64,
+        card: &SettlementCard,
+    ) -> Result<(), StoreError> {
+        self.client.execute(
+            "UPDATE merchants SET settlement_card_token = $2, settlement_card_bank = $3, \
+             settlement_card_last_four = $4 WHERE id = $1",
+            &[&merchant_id, &card.token, &card.bank, &card.last_four],
+        )?;
+        Ok(())
+    }
+
+    fn merchant_settlement_card(
+        &mut self,
+        merchant_id: i64,
+    ) -> Result<Option<SettlementCard>, StoreError> {
+        let row = self.client.query_opt(
+            "SELECT settlement_card_token, settlement_card_bank, settlement_card_last_four \
+             FROM merchants WHERE id = $1",
+            &[&merchant_id],
+        )?;
+        Ok(row.and_then(|r| {
+            Some(SettlementCard {
+                token: r.get::<_, Option<String>>(0)?,
+                bank: r.get::<_, Option<String>>(1)?,
+                last_four: r.get::<_, Option<String>>(2)?,
+            })
+        }))
+    }
+
+    fn merchants_settling(&mut self, after_id: i64, limit: usize) -> Result<Vec<i64>, StoreError> {
+        let limit = limit.min(PAGE_LEN_MAX) as i64;
+        let rows = self.client.query(
+            "SELECT id FROM merchants WHERE settlement_card_token IS NOT NULL AND id > $1 \
+             ORDER BY id LIMIT $2",
+            &[&after_id, &limit],
+        )?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn settlement_insert(&mut self, row: &SettlementRow) -> Result<SettlementRow, StoreError> {
+        self.client.execute(
+            "INSERT INTO merchant_settlements (merchant_id, cutoff_ms, amount_minor, \
+             card_token, state, created_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (merchant_id, cutoff_ms) DO NOTHING",
+            &[
+                &row.merchant_id,
+                &row.cutoff_ms,
+                &to_i64(row.amount_minor)?,
+                &row.card_token,
+                &row.state,
+                &row.created_ms,
+            ],
+        )?;
+        let stored = self.client.query_one(
+            &format!(
+                "SELECT {SETTLEMENT_COLUMNS} FROM merchant_settlements \
+                 WHERE merchant_id = $1 AND cutoff_ms = $2"
+            ),
+            &[&row.merchant_id, &row.cutoff_ms],
+        )?;
+        settlement_postgres(&stored)
+    }
+
+    fn settlement_finish(
+        &mut self,
+        merchant_id: i64,
+        cutoff_ms: i64,
+        state: &str,
+        finished_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let changed = self.client.execute(
+            "UPDATE merchant_settlements SET state = $3, finished_ms = $4 \
+             WHERE merchant_id = $1 AND cutoff_ms = $2 AND state = 'PROCESSING'",
+            &[&merchant_id, &cutoff_ms, &state, &finished_ms],
+        )?;
+        Ok(changed > 0)
+    }
+
+    fn settlements_of_merchant(
+        &mut self,
+        merchant_id: i64,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<SettlementRow>, StoreError> {
+        let limit = limit.min(PAGE_LEN_MAX) as i64;
+        let rows = self.client.query(
+            &format!(
+                "SELECT {SETTLEMENT_COLUMNS} FROM merchant_settlements WHERE merchant_id = $1 \
+                 AND cutoff_ms < $2 ORDER BY cutoff_ms DESC LIMIT $3"
+            ),
+            &[&merchant_id, &before_ms, &limit],
+        )?;
+        rows.iter().map(settlement_postgres).collect()
+    }
+
+    fn settlements_processing(&mut self, limit: usize) -> Result<Vec<SettlementRow>, StoreError> {
+        let limit = limit.min(PAGE_LEN_MAX) as i64;
+        let rows = self.client.query(
+            &format!(
+                "SELECT {SETTLEMENT_COLUMNS} FROM merchant_settlements WHERE state = 'PROCESSING' \
+                 ORDER BY created_ms LIMIT $1"
+            ),
+            &[&limit],
+        )?;
+        rows.iter().map(settlement_postgres).collect()
     }
 
     fn merchant_notify_key(&mut self, merchant_id: i64) -> Result<Option<String>, StoreError> {

@@ -57,6 +57,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         13,
         include_str!("../migrations/postgres/0013_merchant_orders.sql"),
     ),
+    (
+        14,
+        include_str!("../migrations/postgres/0014_settlements.sql"),
+    ),
 ];
 
 pub struct PostgresStore {

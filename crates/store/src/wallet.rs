@@ -23,6 +23,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/sqlite/wallet_0010.sql")),
     (11, include_str!("../migrations/sqlite/wallet_0011.sql")),
     (12, include_str!("../migrations/sqlite/wallet_0012.sql")),
+    (13, include_str!("../migrations/sqlite/wallet_0013.sql")),
 ];
 
 /// A person to create.

@@ -59,6 +59,10 @@ pub struct Args {
     /// reconciler (the same request again: the bank pays at most once), which looks this often.
     #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..=86_400_000))]
     reconcile_after_ms: u64,
+    /// The hour (0–23, China Standard Time) from which the day's settlement runs: merchants
+    /// are paid what was settled before that day's 00:00 (T+1).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=23))]
+    settlement_hour: u8,
 }
 
 fn parse_bank_mode(text: &str) -> Result<BankMode, String> {
@@ -163,6 +167,13 @@ impl AppState {
         .map_err(|_| ApiError::Internal)
     }
 
+    /// The ledger's read connection, from a thread that may block (the reconciler).
+    pub fn reader_blocking(&self) -> std::sync::MutexGuard<'_, Box<dyn zhifu_store::Store>> {
+        self.reader
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// The people service, from a thread that may block (start-up, the demo seed).
     pub fn people_blocking(&self) -> People {
         self.people.clone()
@@ -246,7 +257,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.demo {
         crate::demo::seed(&state)?;
     }
-    let reconciler = Reconciler::start(&state, args.reconcile_after_ms);
+    let reconciler = Reconciler::start(&state, args.reconcile_after_ms, args.settlement_hour);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -417,6 +428,14 @@ fn app(state: AppState) -> Router {
             "/api/v1/merchant-payments/{id}/confirm",
             post(crate::api::orders::confirm),
         )
+        .route(
+            "/api/v1/operator/merchants/{id}/settlement-card",
+            put(crate::api::settlement::set_card),
+        )
+        .route(
+            "/api/v1/operator/settlements",
+            post(crate::api::settlement::run),
+        )
         .route("/api/v1/wallet", get(crate::api::wallet::balance))
         .route("/api/v1/receipts/{id}", get(crate::api::wallet::receipt))
         .route(
@@ -439,7 +458,7 @@ fn app(state: AppState) -> Router {
 /// response signed.
 /// Paths are whole, not nested, so that the layers see the path and query as sent.
 fn merchant_api(state: AppState) -> Router<AppState> {
-    use crate::api::{bills, merchant_signing, merchants, orders};
+    use crate::api::{bills, merchant_signing, merchants, orders, settlement};
     let signed = Router::new()
         .route("/merchant/v1/merchants/me", get(merchants::me))
         .route("/merchant/v1/keys", post(merchants::add_own_key))
@@ -480,6 +499,7 @@ fn merchant_api(state: AppState) -> Router<AppState> {
         )
         .route("/merchant/v1/static-code", get(orders::static_code))
         .route("/merchant/v1/balance", get(orders::balance))
+        .route("/merchant/v1/settlements", get(settlement::of_merchant))
         .route("/merchant/v1/notify-key", post(orders::rotate_notify_key))
         .route("/merchant/v1/notifications", get(orders::notification_log))
         .route(
@@ -531,13 +551,16 @@ struct Reconciler {
 }
 
 impl Reconciler {
-    fn start(state: &AppState, after_ms: u64) -> Reconciler {
+    fn start(state: &AppState, after_ms: u64, settlement_hour: u8) -> Reconciler {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (stopping, state) = (stop.clone(), state.clone());
         let thread = std::thread::spawn(move || {
             // Short naps, so that stopping never waits a whole period.
             let nap = std::time::Duration::from_millis(after_ms.min(100));
             let mut next_ms = state.now_ms() + after_ms as i64;
+            // The last cut-off this process settled; settlements still waiting for the bank are
+            // taken up by every run, so the run repeats until none is left.
+            let mut settled_cutoff_ms = i64::MIN;
             while !stopping.load(Ordering::Relaxed) {
                 std::thread::sleep(nap);
                 let now_ms = state.now_ms();
@@ -558,6 +581,7 @@ impl Reconciler {
                         eprintln!("zhifu serve: reconciling withdrawals failed: {}", e.code())
                     }
                 }
+                settle_if_due(&state, &mut settled_cutoff_ms, settlement_hour, now_ms);
             }
         });
         Reconciler { stop, thread }
@@ -566,6 +590,47 @@ impl Reconciler {
     fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
+    }
+}
+
+/// Runs the day's settlement once it is `settlement_hour` in Shanghai, and again while some
+/// settlement is still waiting for the bank.
+fn settle_if_due(state: &AppState, settled_cutoff_ms: &mut i64, settlement_hour: u8, now_ms: i64) {
+    let cutoff_ms = zhifu_domain::time::shanghai_day_start_ms(now_ms);
+    if now_ms < cutoff_ms + i64::from(settlement_hour) * 3_600_000
+        || *settled_cutoff_ms == cutoff_ms
+    {
+        return;
+    }
+    let people = state.people_blocking();
+    let (engine, bank) = (state.engine_shared(), state.bank());
+    let mut ledger = state.reader_blocking();
+    let ledger = ledger.as_mut();
+    match zhifu_domain::acquiring::settlement::run(
+        &people,
+        &engine,
+        ledger,
+        bank.as_ref(),
+        cutoff_ms,
+        now_ms,
+    ) {
+        Ok(report) => {
+            let waiting = report
+                .settlements
+                .iter()
+                .any(|row| row.state == zhifu_domain::acquiring::settlement::PROCESSING);
+            if !waiting {
+                *settled_cutoff_ms = cutoff_ms;
+            }
+            if !report.settlements.is_empty() {
+                eprintln!(
+                    "zhifu serve: settlement: {} merchants, {} still waiting for the bank",
+                    report.settlements.len(),
+                    usize::from(waiting)
+                );
+            }
+        }
+        Err(e) => eprintln!("zhifu serve: settlement failed: {}", e.code()),
     }
 }
 

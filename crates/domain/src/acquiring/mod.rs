@@ -11,6 +11,7 @@
 //! - [`orders`]: native, in-wallet, pay-code and static-code orders, their payment with fees
 //!   and commission, closing, reversal and refunds.
 //! - [`notifications`]: the outbox's retry schedule and the sealing of event resources.
+//! - [`settlement`]: the daily T+1 payout of each merchant's settled funds to its bank card.
 //!
 //! The records live beside the wallet's (`zhifu_store::MerchantStore`, through the wallet's
 //! `WalletDb`), so the services take the [`crate::wallet::people::People`] that owns it.
@@ -20,6 +21,7 @@ pub mod merchants;
 pub mod notifications;
 pub mod orders;
 pub mod platform_keys;
+pub mod settlement;
 pub mod signature;
 
 #[cfg(test)]

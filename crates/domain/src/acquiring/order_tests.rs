@@ -25,6 +25,7 @@ const START_MS: i64 = 1_800_000_000_000;
 struct World {
     _directory: tempfile::TempDir,
     config: StoreConfig,
+    clock: Arc<ManualClock>,
     engine: Engine,
     people: People,
     orders: Orders,
@@ -37,12 +38,13 @@ impl World {
             path: directory.path().join("ledger.sqlite"),
         };
         let clock = Arc::new(ManualClock::new(START_MS * 1_000_000));
-        let engine = Engine::start(&config, clock, EngineConfig::default()).unwrap();
+        let engine = Engine::start(&config, clock.clone(), EngineConfig::default()).unwrap();
         engine.open_accounts(institution_accounts()).unwrap();
         let people = People::open(&config, &[9; 32], 3_600_000).unwrap();
         World {
             _directory: directory,
             config,
+            clock,
             engine,
             people,
             orders: Orders::new(&[9; 32], OrderPolicy::default()),
@@ -437,4 +439,112 @@ fn a_notification_that_fails_three_times_follows_the_schedule_and_stops_when_ack
     );
     let stranger = world.merchant("Other", None);
     assert!(!notifications::resend(&world.people, stranger, log[0].0.id, now_ms).unwrap());
+}
+
+#[test]
+fn settlement_pays_what_was_settled_by_the_cut_off_once_even_when_the_bank_is_lost() {
+    use super::settlement;
+    use crate::bank::{BankMode, Holder, SimulatedBank};
+    use crate::wallet::identity::{CardNumber, IdNumber, Phone, make};
+    let world = World::new();
+    let bank = SimulatedBank::new(&[3; 32]);
+    let shop = world.merchant("Noodle bar", None);
+    let payer = world.payer("13800000001", 100_000);
+    let id = IdNumber::parse(&make::id_number("11010519491231002")).unwrap();
+    let phone = Phone::parse("13900000009").unwrap();
+    let holder = Holder {
+        name: "王五",
+        id_number: &id,
+        phone: &phone,
+    };
+    let card_number = CardNumber::parse(&make::card_number("622202555566667777")).unwrap();
+    let card = settlement::set_card(&world.people, &bank, shop, &card_number, &holder).unwrap();
+    assert!(
+        !format!("{card:?}").contains(&card.token),
+        "Debug hides the token"
+    );
+    let card_start = bank.balance_minor(&card.token).unwrap();
+
+    // Day D-1: one payment of 123.45 (fee 0.74). Day D, after the cut-off: another of 1.00.
+    let order = world.native(shop, "o-1", 12_345);
+    world.pay(payer, &order, "k1", START_MS).unwrap();
+    let cutoff_ms = crate::time::shanghai_day_start_ms(START_MS) + 86_400_000;
+    world
+        .clock
+        .advance_ms((cutoff_ms - START_MS + 1_000) as u64);
+    let late = NewOrder {
+        out_trade_no: "o-2".into(),
+        kind: OrderKind::Native,
+        amount_minor: 100,
+        description: "Tea".into(),
+    };
+    let late = world
+        .orders
+        .create(&world.people, shop, &late, cutoff_ms)
+        .unwrap();
+    world.pay(payer, &late, "k2", cutoff_ms + 1_000).unwrap();
+    let mut ledger = world.config.open().unwrap();
+
+    // The bank takes the payout but its answer is lost: PROCESSING, money held.
+    bank.set_mode(BankMode::TimeoutAfterWork);
+    let report = settlement::run(
+        &world.people,
+        &world.engine,
+        ledger.as_mut(),
+        &bank,
+        cutoff_ms,
+        cutoff_ms + 2_000,
+    )
+    .unwrap();
+    assert_eq!(report.settlements.len(), 1);
+    assert_eq!(report.settlements[0].state, "PROCESSING");
+    assert_eq!(report.settlements[0].amount_minor, 12_345 - 74);
+    // The next run asks the bank: paid, once.
+    bank.set_mode(BankMode::Normal);
+    let report = settlement::run(
+        &world.people,
+        &world.engine,
+        ledger.as_mut(),
+        &bank,
+        cutoff_ms,
+        cutoff_ms + 3_000,
+    )
+    .unwrap();
+    assert_eq!(report.settlements[0].state, "SUCCESS");
+    assert_eq!(
+        bank.balance_minor(&card.token),
+        Some(card_start + 12_345 - 74)
+    );
+    // Again: nothing more.
+    settlement::run(
+        &world.people,
+        &world.engine,
+        ledger.as_mut(),
+        &bank,
+        cutoff_ms,
+        cutoff_ms + 4_000,
+    )
+    .unwrap();
+    assert_eq!(
+        bank.balance_minor(&card.token),
+        Some(card_start + 12_345 - 74)
+    );
+    // Today's 1.00 (net 0.99... fee of 1.00 at 0.6 % is 1 fen) waits for tomorrow's run.
+    assert_eq!(world.balance(merchant_account_id(shop.get())), 100 - 1);
+    let tomorrow = cutoff_ms + 86_400_000;
+    world.clock.advance_ms(86_400_000);
+    let report = settlement::run(
+        &world.people,
+        &world.engine,
+        ledger.as_mut(),
+        &bank,
+        tomorrow,
+        tomorrow + 1,
+    )
+    .unwrap();
+    assert_eq!(report.settlements[0].amount_minor, 99);
+    assert_eq!(world.balance(merchant_account_id(shop.get())), 0);
+    let history = settlement::of_merchant(&world.people, shop, 10).unwrap();
+    assert_eq!(history.len(), 2);
+    world.conserved();
 }

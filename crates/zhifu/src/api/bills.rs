@@ -37,7 +37,7 @@ pub struct BillQuery {
 }
 
 /// The first millisecond of a Shanghai calendar day written `YYYY-MM-DD`.
-fn day_start_ms(date: &str) -> Option<i64> {
+pub fn day_start_ms(date: &str) -> Option<i64> {
     let bytes = date.as_bytes();
     if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
         return None;

@@ -11,6 +11,7 @@ pub mod operator;
 pub mod orders;
 pub mod people;
 pub mod red_packets;
+pub mod settlement;
 pub mod time;
 pub mod transfers;
 pub mod wallet;

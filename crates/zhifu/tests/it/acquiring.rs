@@ -651,3 +651,67 @@ fn a_python_client_written_from_the_docs_completes_the_merchant_flow() {
     );
     assert_eq!(balance_minor(&server, &payer), 100_000 - 8_888 + 1_888);
 }
+
+#[test]
+fn the_operator_binds_payout_cards_and_runs_settlements_that_merchants_see() {
+    let server = Server::start();
+    let listener = Listener::start(vec![]);
+    let (shop, _) = rsa_merchant(&server, &listener.url, None);
+    let id = zhifu_domain::wallet::identity::make::id_number("11010519700101001");
+    let card = zhifu_domain::wallet::identity::make::card_number("622202999988887777");
+    let body = format!(
+        r#"{{"card_number":"{card}","name":"王五","id_number":"{id}","phone":"13700000001"}}"#
+    );
+    let path = format!("/api/v1/operator/merchants/{}/settlement-card", shop.id);
+    let bound = operator(&server, "PUT", &path, &body);
+    assert_eq!(bound.status, 200, "{}", bound.body);
+    assert_eq!(bound.json()["last_four"], card[card.len() - 4..]);
+    assert!(!bound.body.contains(&card));
+    // Bad cards, unknown merchants, no token: refused.
+    let bad = body.replace(&card, "6222021234567890120");
+    assert_eq!(
+        operator(&server, "PUT", &path, &bad).code(),
+        "CARD_NUMBER_CHECKSUM"
+    );
+    let unknown = operator(
+        &server,
+        "PUT",
+        "/api/v1/operator/merchants/999/settlement-card",
+        &body,
+    );
+    assert_eq!(unknown.code(), "MERCHANT_NOT_FOUND");
+    assert_eq!(server.send("PUT", &path, &body, None).status, 401);
+
+    // Money paid today waits for tomorrow's cut-off: today's run has nothing to pay.
+    let (payer, payer_card) = ready_to_pay(&server);
+    assert_eq!(
+        top_up(&server, &payer, Some("in"), &payer_card, 10_000, PIN).status,
+        201
+    );
+    let order = r#"{"out_trade_no":"S1","description":"Tea","amount_minor":500}"#;
+    let code = shop
+        .call(&server, "POST", "/merchant/v1/orders/native", order)
+        .json()["code_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pay = format!(r#"{{"code":"{code}","pin":"{PIN}"}}"#);
+    let paid = server.send_keyed("POST", "/api/v1/merchant-payments", &payer, Some("s"), &pay);
+    assert_eq!(paid.status, 201, "{}", paid.body);
+    let run = operator(&server, "POST", "/api/v1/operator/settlements", "{}");
+    assert_eq!(run.status, 200, "{}", run.body);
+    assert_eq!(run.json()["nothing_due"], 1);
+    assert_eq!(run.json()["settlements"].as_array().unwrap().len(), 0);
+    let future = operator(
+        &server,
+        "POST",
+        "/api/v1/operator/settlements",
+        r#"{"date":"2999-01-01"}"#,
+    );
+    assert_eq!(future.code(), "QUERY_INVALID");
+    let seen = shop.call(&server, "GET", "/merchant/v1/settlements", "");
+    assert_eq!(seen.json()["card"]["last_four"], card[card.len() - 4..]);
+    assert_eq!(seen.json()["settlements"].as_array().unwrap().len(), 0);
+    let balance = shop.call(&server, "GET", "/merchant/v1/balance", "");
+    assert_eq!(balance.json()["unsettled_minor"], 500 - 3);
+}
