@@ -96,9 +96,42 @@ pub fn seed(state: &AppState) -> anyhow::Result<()> {
         )?;
     }
     bank.set_mode(mode);
+    seed_merchant(state, now_ms)?;
     println!(
         "zhifu serve: demo people 13800000001 (class II, 1,000.00 yuan), 13800000002 (class I), \
          13800000003 (unverified); password {PASSWORD}, PIN {PIN}"
     );
     Ok(())
+}
+
+/// The demo shop's name; it is merchant 1 of a fresh data directory.
+pub const MERCHANT_NAME: &str = "Demo noodle bar";
+
+/// A merchant to try the console with: merchant 1, onboarded if missing.
+fn seed_merchant(state: &AppState, now_ms: i64) -> anyhow::Result<()> {
+    use zhifu_domain::acquiring::merchants::{self, MerchantId, MerchantKind, Onboarding};
+    let people = state.people_blocking();
+    let first = MerchantId::new(1).expect("1 is a valid id");
+    if merchants::merchant(&people, first).is_ok() {
+        return Ok(());
+    }
+    let onboarding = Onboarding {
+        name: MERCHANT_NAME.into(),
+        kind: MerchantKind::Merchant,
+        discount_rate_bps: 60,
+        notify_url: None,
+    };
+    merchants::onboard(&people, &onboarding, None, now_ms)?;
+    Ok(())
+}
+
+/// The demo shop's console link, printed at start (it works for 5 minutes; the operator's
+/// `POST /api/v1/operator/merchants/1/console-link` makes another).
+pub fn print_console_link(state: &AppState, base_url: &str) {
+    let first = zhifu_domain::acquiring::merchants::MerchantId::new(1).expect("1 is a valid id");
+    let (path, _) = crate::web::console::link_for(state, first);
+    println!(
+        "zhifu serve: demo merchant console (link valid 5 minutes): {base_url}{}",
+        &path[1..]
+    );
 }

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use zhifu_domain::acquiring::console::ConsoleTokens;
 use zhifu_domain::acquiring::orders::{OrderPolicy, Orders};
 use zhifu_domain::acquiring::platform_keys::PlatformKeys;
 use zhifu_domain::acquiring::signature::Verifier;
@@ -93,6 +94,7 @@ pub struct AppState {
     /// The platform's keys, which sign the merchant API's responses.
     platform_keys: Arc<PlatformKeys>,
     orders: Orders,
+    console_tokens: ConsoleTokens,
     /// Wakes the notification deliverer when an event was written.
     notifier: Arc<tokio::sync::Notify>,
 }
@@ -108,6 +110,10 @@ impl AppState {
 
     pub fn pay_codes(&self) -> &PayCodes {
         &self.pay_codes
+    }
+
+    pub fn console_tokens(&self) -> &ConsoleTokens {
+        &self.console_tokens
     }
 
     pub fn orders(&self) -> &Orders {
@@ -251,6 +257,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             &args.data_dir,
         )?),
         orders: Orders::new(&secret, OrderPolicy::default()),
+        console_tokens: ConsoleTokens::new(&secret),
         notifier: Arc::new(tokio::sync::Notify::new()),
     };
     state.bank.set_mode(args.bank_mode);
@@ -268,6 +275,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "zhifu serve: listening on http://{}/",
             listener.local_addr()?
         );
+        if args.demo {
+            crate::demo::print_console_link(&state, &format!("http://{}/", listener.local_addr()?));
+        }
         let deliverer = tokio::spawn(crate::api::notify::deliver(state.clone()));
         axum::serve(listener, app(state.clone()))
             .with_graceful_shutdown(shutdown_signal())
@@ -331,6 +341,38 @@ fn app(state: AppState) -> Router {
         .route("/r/{id}", get(crate::web::grab_page).post(crate::web::grab))
         .route("/receive", get(crate::web::codes::receive_page))
         .route("/pay/{reference}", get(crate::web::codes::pay_order_page))
+        .route("/merchant-payments", get(crate::web::codes::awaiting_page))
+        .route(
+            "/merchant-payments/{id}/confirm",
+            post(crate::web::codes::confirm),
+        )
+        .route("/console", get(crate::web::console::dashboard))
+        .route("/console/login", get(crate::web::console::log_in))
+        .route("/console/logout", post(crate::web::console::log_out))
+        .route(
+            "/console/cashier",
+            get(crate::web::console::cashier).post(crate::web::console::charge),
+        )
+        .route("/console/orders", get(crate::web::console::orders))
+        .route("/console/orders/{id}", get(crate::web::console::order))
+        .route(
+            "/console/orders/{id}/refunds",
+            post(crate::web::console::refund),
+        )
+        .route("/console/bills", get(crate::web::console::bills))
+        .route(
+            "/console/bills/trade.csv",
+            get(crate::web::console::trade_csv),
+        )
+        .route(
+            "/console/bills/fund-flow.csv",
+            get(crate::web::console::fund_flow_csv),
+        )
+        .route("/console/developer", get(crate::web::console::developer))
+        .route(
+            "/console/notifications/{id}/resend",
+            post(crate::web::console::resend),
+        )
         .route("/receipts/{id}", get(crate::web::receipt_page))
         .route("/pay-code", get(crate::web::codes::pay_code_page))
         .route(
@@ -433,6 +475,10 @@ fn app(state: AppState) -> Router {
             put(crate::api::settlement::set_card),
         )
         .route(
+            "/api/v1/operator/merchants/{id}/console-link",
+            post(crate::api::merchants::operator_console_link),
+        )
+        .route(
             "/api/v1/operator/settlements",
             post(crate::api::settlement::run),
         )
@@ -500,6 +546,7 @@ fn merchant_api(state: AppState) -> Router<AppState> {
         .route("/merchant/v1/static-code", get(orders::static_code))
         .route("/merchant/v1/balance", get(orders::balance))
         .route("/merchant/v1/settlements", get(settlement::of_merchant))
+        .route("/merchant/v1/console-links", post(merchants::console_link))
         .route("/merchant/v1/notify-key", post(orders::rotate_notify_key))
         .route("/merchant/v1/notifications", get(orders::notification_log))
         .route(

@@ -1,6 +1,7 @@
 //! Merchant acquiring (SPEC §5): how shops get paid: who the merchants are, how they talk to
 //! zhifu, their orders and refunds, and the notifications they receive.
 //!
+//! - [`console`]: password-free access to the merchant console, by signed short-lived tokens.
 //! - [`merchants`]: direct merchants, service providers and their sub-merchants; the public
 //!   keys merchants sign with, registered under serials, several active for rotation.
 //! - [`keys`]: the two signature algorithms (RSA-SHA256, Ed25519), serials, and the checks a
@@ -16,6 +17,7 @@
 //! The records live beside the wallet's (`zhifu_store::MerchantStore`, through the wallet's
 //! `WalletDb`), so the services take the [`crate::wallet::people::People`] that owns it.
 
+pub mod console;
 pub mod keys;
 pub mod merchants;
 pub mod notifications;

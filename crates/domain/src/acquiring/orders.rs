@@ -690,6 +690,20 @@ impl Orders {
             .read(|s| s.orders_paid_between(merchant_id.get(), from_ms, to_ms, after_id, limit))?)
     }
 
+    /// The merchant's orders created in `[from_ms, to_ms)`, by id after `after_id`.
+    pub fn created_between(
+        &self,
+        people: &People,
+        merchant_id: MerchantId,
+        (from_ms, to_ms): (i64, i64),
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<OrderRow>, OrderError> {
+        Ok(people.db().read(|s| {
+            s.orders_created_between(merchant_id.get(), from_ms, to_ms, after_id, limit)
+        })?)
+    }
+
     /// The merchant's refunds made in `[from_ms, to_ms)`, by id after `after_id`.
     pub fn refunds_between(
         &self,

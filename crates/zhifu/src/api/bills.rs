@@ -172,9 +172,19 @@ pub async fn trade_bill(
     query: Result<Query<BillQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|_| ApiError::QueryInvalid)?;
-    let from_ms = day_start_ms(&query.date).ok_or(ApiError::QueryInvalid)?;
     let merchant_id = bill_merchant(&state, caller, query.sub_merchant_id).await?;
-    let (paid, refunds, cut) = day_rows(&state, merchant_id, from_ms).await?;
+    trade_bill_of(&state, merchant_id, &query.date).await
+}
+
+/// The trade bill of `merchant_id` for `date` (`YYYY-MM-DD`), as the API and the console
+/// serve it.
+pub async fn trade_bill_of(
+    state: &AppState,
+    merchant_id: MerchantId,
+    date: &str,
+) -> Result<Response, ApiError> {
+    let from_ms = day_start_ms(date).ok_or(ApiError::QueryInvalid)?;
+    let (paid, refunds, cut) = day_rows(state, merchant_id, from_ms).await?;
     Ok(csv_response(trade_csv(
         state.orders(),
         &paid,
@@ -265,9 +275,18 @@ pub async fn fund_flow_bill(
     query: Result<Query<BillQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|_| ApiError::QueryInvalid)?;
-    let from_ms = day_start_ms(&query.date).ok_or(ApiError::QueryInvalid)?;
     let merchant_id = bill_merchant(&state, caller, query.sub_merchant_id).await?;
-    let (paid, refunds, cut) = day_rows(&state, merchant_id, from_ms).await?;
+    fund_flow_bill_of(&state, merchant_id, &query.date).await
+}
+
+/// The fund-flow bill of `merchant_id` for `date`, as the API and the console serve it.
+pub async fn fund_flow_bill_of(
+    state: &AppState,
+    merchant_id: MerchantId,
+    date: &str,
+) -> Result<Response, ApiError> {
+    let from_ms = day_start_ms(date).ok_or(ApiError::QueryInvalid)?;
+    let (paid, refunds, cut) = day_rows(state, merchant_id, from_ms).await?;
     // (time, kind, transaction id, reference, income, expense)
     let mut flows: Vec<(i64, &str, i64, String, u64, u64)> = Vec::new();
     for order in &paid {

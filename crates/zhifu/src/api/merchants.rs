@@ -229,6 +229,37 @@ pub async fn platform_keys(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "keys": keys }))
 }
 
+fn console_link_json(state: &AppState, merchant_id: MerchantId) -> Value {
+    let (url, expires_ms) = crate::web::console::link_for(state, merchant_id);
+    json!({ "url": url, "expires_at": rfc3339_from_ms(expires_ms) })
+}
+
+/// `POST /merchant/v1/console-links`: a link that opens the merchant console, for 5 minutes.
+pub async fn console_link(
+    State(state): State<AppState>,
+    Extension(SignedBy(merchant_id)): Extension<SignedBy>,
+) -> Json<Value> {
+    Json(console_link_json(&state, merchant_id))
+}
+
+/// `POST /api/v1/operator/merchants/{id}/console-link`: the same, made by the operator for a
+/// merchant (a shop without an integration of its own).
+pub async fn operator_console_link(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_operator(&state, &headers)?;
+    let merchant_id = merchant_id(&id)?;
+    state
+        .with_people(move |people| merchants::merchant(people, merchant_id))
+        .await??;
+    Ok((
+        StatusCode::CREATED,
+        Json(console_link_json(&state, merchant_id)),
+    ))
+}
+
 /// Any other path under `/merchant/v1`, once the request's signature verified.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound

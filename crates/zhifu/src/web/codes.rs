@@ -325,3 +325,113 @@ pub async fn pay_code(
         Err(e) => failed(t.error(e.code())),
     }
 }
+
+#[derive(Template, WebTemplate)]
+#[template(path = "awaiting.html")]
+struct AwaitingPage {
+    t: &'static Texts,
+    error: Option<&'static str>,
+    /// (transaction id, merchant name, amount in yuan, description)
+    orders: Vec<(String, String, String, String)>,
+}
+
+/// `/merchant-payments`: pay-code orders a merchant made from this person's code, waiting for
+/// the PIN (above 1,000 yuan, or past the day's payments without it).
+pub async fn awaiting_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    LoggedIn(person): LoggedIn,
+) -> Response {
+    awaiting_with(&state, &headers, person.user_id, None).await
+}
+
+async fn awaiting_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    user_id: i64,
+    error: Option<&'static str>,
+) -> Response {
+    let t = lang(headers, None).texts();
+    let now_ms = state.now_ms();
+    let orders = state.orders().clone();
+    let waiting = state
+        .with_people(move |people| {
+            let waiting = orders.awaiting(people, user_id, now_ms)?;
+            waiting
+                .into_iter()
+                .map(|order| {
+                    let id = zhifu_domain::acquiring::merchants::MerchantId::new(order.merchant_id)
+                        .expect("stored ids are positive");
+                    let name = zhifu_domain::acquiring::merchants::merchant(people, id)?.name;
+                    Ok((
+                        order.id.to_string(),
+                        name,
+                        crate::api::wallet::display(
+                            order.amount_minor as i128,
+                            zhifu_ledger::Currency::CNY,
+                        ),
+                        order.description,
+                    ))
+                })
+                .collect::<Result<Vec<_>, zhifu_domain::acquiring::orders::OrderError>>()
+        })
+        .await;
+    let page = match waiting {
+        Ok(Ok(orders)) => AwaitingPage { t, error, orders },
+        _ => AwaitingPage {
+            t,
+            error: Some(t.unavailable),
+            orders: Vec::new(),
+        },
+    };
+    page.into_response()
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    pin: String,
+}
+
+/// `POST /merchant-payments/{id}/confirm`: pays a waiting order with the PIN.
+pub async fn confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    LoggedIn(person): LoggedIn,
+    Path(id): Path<String>,
+    Form(form): Form<ConfirmForm>,
+) -> Response {
+    let t = lang(&headers, None).texts();
+    let Some(order_id) = id.parse::<i64>().ok().filter(|&id| id > 0) else {
+        return awaiting_with(
+            &state,
+            &headers,
+            person.user_id,
+            Some(t.error("ORDER_NOT_FOUND")),
+        )
+        .await;
+    };
+    let (payer_id, now_ms) = (person.user_id, state.now_ms());
+    let (orders, engine) = (state.orders().clone(), state.engine_shared());
+    let paid = state
+        .with_people(move |people| {
+            people.check_pin(payer_id, &form.pin, now_ms)?;
+            orders.confirm(
+                people,
+                &engine,
+                &zhifu_domain::wallet::limits::LimitPolicy::default(),
+                payer_id,
+                order_id,
+                now_ms,
+            )
+        })
+        .await;
+    state.wake_notifier();
+    match paid {
+        Ok(Ok(_)) => Redirect::to("/wallet").into_response(),
+        Ok(Err(e)) => {
+            let code = crate::api::error::ApiError::Order(e).code();
+            awaiting_with(&state, &headers, person.user_id, Some(t.error(code))).await
+        }
+        Err(_) => awaiting_with(&state, &headers, person.user_id, Some(t.unavailable)).await,
+    }
+}

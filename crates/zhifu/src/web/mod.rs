@@ -3,6 +3,7 @@
 //! cookie (Lax keeps other sites from posting our forms with it).
 
 pub mod codes;
+pub mod console;
 mod texts;
 
 use crate::api::error::ApiError;

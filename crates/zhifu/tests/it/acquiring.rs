@@ -715,3 +715,184 @@ fn the_operator_binds_payout_cards_and_runs_settlements_that_merchants_see() {
     let balance = shop.call(&server, "GET", "/merchant/v1/balance", "");
     assert_eq!(balance.json()["unsettled_minor"], 500 - 3);
 }
+
+#[test]
+fn the_console_opens_from_a_link_and_charges_refunds_and_shows_the_day() {
+    let server = Server::start();
+    let listener = Listener::start(vec![500]);
+    let (shop, _) = rsa_merchant(&server, &listener.url, None);
+    // No session: the console says how to get one.
+    let signed_out = server.get("/console");
+    assert_eq!(signed_out.status, 401);
+    assert!(
+        signed_out.body.contains("console link"),
+        "{}",
+        signed_out.body
+    );
+    // A signed call gives a link; opening it gives a session cookie for /console.
+    let link = shop.call(&server, "POST", "/merchant/v1/console-links", "");
+    assert_eq!(link.status, 200, "{}", link.body);
+    let url = link.json()["url"].as_str().unwrap().to_owned();
+    let opened = server.get(&url);
+    assert_eq!(opened.status, 303, "{}", opened.body);
+    let cookie = opened
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(server.get(&url.replace("token=", "token=x")).status == 401);
+    let page = |method: &str, path: &str, form: &str| {
+        server.request(&format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nCookie: {cookie}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            server.address,
+            form.len()
+        ))
+    };
+    let dashboard = page("GET", "/console", "");
+    assert_eq!(dashboard.status, 200);
+    assert!(dashboard.body.contains("Noodle bar") && dashboard.body.contains("id=\"by-hour\""));
+
+    // The cashier charges 18.80 with a QR code: the order's page shows it and reloads itself.
+    let charged = page("POST", "/console/cashier", "amount=18.80&auth_code=");
+    assert_eq!(charged.status, 303, "{}", charged.body);
+    let order_path = charged.header("location").unwrap().to_owned();
+    let order = page("GET", &order_path, "");
+    assert!(
+        order.body.contains("<svg") && order.header("refresh").is_some(),
+        "{}",
+        order.body
+    );
+    assert!(order.body.contains("NOTPAY"));
+    let transaction_id = order_path.rsplit('/').next().unwrap().to_owned();
+    let queried = shop.call(
+        &server,
+        "GET",
+        &format!("/merchant/v1/orders/id/{transaction_id}"),
+        "",
+    );
+    let code = queried.json()["trade_state"].as_str().unwrap().to_owned();
+    assert_eq!(code, "NOTPAY");
+    // A customer pays it (the code as the QR carries it).
+    let out_trade_no = queried.json()["out_trade_no"].as_str().unwrap().to_owned();
+    let (payer, card) = ready_to_pay(&server);
+    assert_eq!(
+        top_up(&server, &payer, Some("in"), &card, 10_000, PIN).status,
+        201
+    );
+    let native = shop.call(
+        &server,
+        "GET",
+        &format!("/merchant/v1/orders/out-trade-no/{out_trade_no}"),
+        "",
+    );
+    assert_eq!(native.status, 200);
+    let svg_payload = {
+        // The console's QR encodes the same payload the API's code_url would.
+        let created = shop.call(
+            &server,
+            "POST",
+            "/merchant/v1/orders/native",
+            r#"{"out_trade_no":"API-1","description":"Noodle bar","amount_minor":1880}"#,
+        );
+        created.json()["code_url"].as_str().unwrap().to_owned()
+    };
+    let pay = format!(r#"{{"code":"{svg_payload}","pin":"{PIN}"}}"#);
+    let paid = server.send_keyed(
+        "POST",
+        "/api/v1/merchant-payments",
+        &payer,
+        Some("c1"),
+        &pay,
+    );
+    assert_eq!(paid.status, 201, "{}", paid.body);
+
+    // A pay code typed at the till.
+    let issued = server.send("POST", "/api/v1/pay-codes", "", Some(&payer));
+    let auth = issued.json()["code"].as_str().unwrap().to_owned();
+    let charged = page(
+        "POST",
+        "/console/cashier",
+        &format!("amount=2.50&auth_code={auth}"),
+    );
+    assert_eq!(charged.status, 200);
+    assert!(charged.body.contains("SUCCESS"), "{}", charged.body);
+
+    // Orders of the day, filtered; refund from an order's page, once per form.
+    let listed = page("GET", "/console/orders?state=SUCCESS", "");
+    assert!(
+        listed.body.contains("API-1") && !listed.body.contains(&out_trade_no),
+        "{}",
+        listed.body
+    );
+    let api_order = shop.call(&server, "GET", "/merchant/v1/orders/out-trade-no/API-1", "");
+    let id = api_order.json()["transaction_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let form = "amount=8.80&reason=cold&key=console-test-1";
+    assert_eq!(
+        page("POST", &format!("/console/orders/{id}/refunds"), form).status,
+        303
+    );
+    assert_eq!(
+        page("POST", &format!("/console/orders/{id}/refunds"), form).status,
+        303
+    );
+    let refunded = shop.call(&server, "GET", "/merchant/v1/orders/out-trade-no/API-1", "");
+    assert_eq!(refunded.json()["refunded_minor"], 880);
+    let too_much = page(
+        "POST",
+        &format!("/console/orders/{id}/refunds"),
+        "amount=11&reason=&key=k2",
+    );
+    assert!(too_much.body.contains("exceed"), "{}", too_much.body);
+
+    // The dashboard counts today's sales; the bills download; the delivery log resends.
+    let dashboard = page("GET", "/console", "");
+    assert!(dashboard.body.contains("21.30"), "{}", dashboard.body);
+    let bill = page(
+        "GET",
+        &format!("/console/bills/trade.csv?date={}", shanghai_today()),
+        "",
+    );
+    assert_eq!(bill.status, 200);
+    assert!(bill.body.contains("API-1"));
+    assert_private(&bill.body);
+    assert_private(&dashboard.body);
+    let developer = page("GET", "/console/developer", "");
+    assert!(
+        developer.body.contains("rsa-1") && developer.body.contains("TRANSACTION.SUCCESS"),
+        "{}",
+        developer.body
+    );
+    let log = shop.call(&server, "GET", "/merchant/v1/notifications", "");
+    let first = log.json()["notifications"][0]["notification_id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        page(
+            "POST",
+            &format!("/console/notifications/{first}/resend"),
+            ""
+        )
+        .status,
+        303
+    );
+    // Another merchant's order is not found from this console.
+    let (other, _) = rsa_merchant(&server, &listener.url, None);
+    let theirs = other.call(
+        &server,
+        "POST",
+        "/merchant/v1/orders/native",
+        r#"{"out_trade_no":"X","description":"d","amount_minor":1}"#,
+    );
+    let theirs = theirs.json()["transaction_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        page("GET", &format!("/console/orders/{theirs}"), "").status,
+        404
+    );
+    assert_eq!(page("POST", "/console/logout", "").status, 303);
+}

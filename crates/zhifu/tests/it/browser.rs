@@ -497,3 +497,72 @@ fn a_receive_code_is_shown_scanned_and_paid_in_the_browser() {
         events.await.unwrap();
     });
 }
+
+#[test]
+#[cfg_attr(
+    not(zhifu_chromium),
+    ignore = "SKIPPED: no /usr/bin/chromium; apt-get install chromium"
+)]
+fn a_shop_charges_from_the_console_and_a_customer_pays_in_the_wallet() {
+    let server = Server::start_with_args(&["--demo"]);
+    let base = format!("http://{}", server.address);
+    let link = server.send(
+        "POST",
+        "/api/v1/operator/merchants/1/console-link",
+        "",
+        Some(&server.operator_token()),
+    );
+    assert_eq!(link.status, 201, "{}", link.body);
+    let link = format!("{base}{}", link.json()["url"].as_str().unwrap());
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let (mut browser, events, _profile) = browser().await;
+        // The shop opens its console and charges 23.50 with a QR code.
+        let till = browser.new_page(link).await.unwrap();
+        wait_for_path(&till, "/console").await;
+        click(&till, "#to-cashier").await;
+        wait_for_path(&till, "/console/cashier").await;
+        fill(&till, "#amount", "23.50").await;
+        click(&till, "#charge").await;
+        wait_for(&till, "#order-qr svg").await;
+        assert_eq!(text(&till, "#order-state").await, "NOTPAY");
+        let payload = text(&till, "#order-payload").await;
+        assert!(payload.starts_with("000201"), "{payload}");
+
+        // A customer pastes the code in the wallet, sees the shop and the amount, pays.
+        let wallet = browser
+            .new_page(format!("{base}/login?lang=en"))
+            .await
+            .unwrap();
+        log_in(&wallet, "13800000001", "zhifu-demo").await;
+        wait_for_path(&wallet, "/wallet").await;
+        click(&wallet, "#to-scan").await;
+        wait_for_path(&wallet, "/scan").await;
+        fill(&wallet, "#payload", &payload).await;
+        click(&wallet, "#read").await;
+        assert_eq!(text(&wallet, "#payee").await, "Demo noodle bar");
+        assert_eq!(text(&wallet, "#preset").await, "¥23.50");
+        fill(&wallet, "#pin", "802514").await;
+        click(&wallet, "#pay").await;
+        wait_for_path(&wallet, "/wallet").await;
+        assert_eq!(text(&wallet, "#balance").await, "976.50");
+        click(&wallet, ".receipt-link").await;
+        assert_eq!(text(&wallet, "#receipt-kind").await, "Merchant payment");
+        assert_eq!(text(&wallet, "#receipt-other").await, "Demo noodle bar");
+
+        // The till's page, reloading itself, shows it paid; the dashboard counts it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while text(&till, "#order-state").await != "SUCCESS" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the order page never showed SUCCESS"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        till.goto(format!("{base}/console")).await.unwrap();
+        assert_eq!(text(&till, "#sales").await, "23.50");
+        wait_for(&till, "#by-hour rect").await;
+        browser.close().await.unwrap();
+        events.await.unwrap();
+    });
+}
