@@ -220,7 +220,7 @@ pub async fn dashboard(
         .iter()
         .filter(|o| o.paid_ms.is_some_and(|ms| ms >= day_start))
         .collect();
-    let mut by_hour = vec![0u64; 24];
+    let mut by_hour = [0u64; 24];
     let mut by_channel: Vec<(String, u64)> = ["NATIVE", "PAYCODE", "INWALLET", "STATIC"]
         .iter()
         .map(|kind| ((*kind).to_owned(), 0))
