@@ -187,13 +187,28 @@ async fn measure(
     .await?;
     eprintln!("bench pay: ceiling {:.0}/s", ceiling.rate_per_s);
     let shared = (&people, &till, &next_consumer);
-    let max = order_phase(address, args.connections, phase, None, shared).await?;
+    // Each consumer pays without the PIN up to 10 times a day: the saturated phase may use
+    // half of those payments, the paced phase the rest.
+    let uses = args.users * USES_PER_CONSUMER_MAX;
+    let max = order_phase(address, args.connections, phase, None, uses / 2, shared).await?;
     eprintln!(
         "bench pay: orders {:.0}/s ({} refused)",
         max.result.rate_per_s, max.result.failures
     );
     let paced_rate = (max.result.rate_per_s * 0.8).max(1.0);
-    let paced = order_phase(address, args.connections, phase, Some(paced_rate), shared).await?;
+    let paced = order_phase(
+        address,
+        args.connections,
+        phase,
+        Some(paced_rate),
+        uses,
+        shared,
+    )
+    .await?;
+    ensure!(
+        !paced.result.latencies_us.is_empty(),
+        "no order was left for the paced phase: raise --users"
+    );
     eprintln!(
         "bench pay: at {:.0}/s: p50 {:.2} ms, p99 {:.2} ms",
         paced.result.rate_per_s,
@@ -238,20 +253,23 @@ async fn order_phase(
     connections: u64,
     length: Duration,
     rate_per_s: Option<f64>,
+    sequence_end: u64,
     (people, till, next_consumer): (&Arc<Vec<Person>>, &Arc<Till>, &Arc<AtomicU64>),
 ) -> anyhow::Result<OrderPhase> {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
+    let exhausted = Arc::new(tokio::sync::Notify::new());
     let started = Instant::now();
     let mut tasks = Vec::new();
     for connection in 0..connections {
         let mut http = Connection::open(address).await?;
-        let (people, till, next, stop, done) = (
+        let (people, till, next, stop, done, exhausted) = (
             people.clone(),
             till.clone(),
             next_consumer.clone(),
             stop.clone(),
             done.clone(),
+            exhausted.clone(),
         );
         let interval = rate_per_s.map(|rate| Duration::from_secs_f64(connections as f64 / rate));
         tasks.push(tokio::spawn(async move {
@@ -261,10 +279,13 @@ async fn order_phase(
             while !stop.load(Ordering::Relaxed) {
                 let sequence = next.fetch_add(1, Ordering::Relaxed);
                 let consumer = &people[(sequence % people.len() as u64) as usize];
-                ensure!(
-                    (sequence / people.len() as u64) < USES_PER_CONSUMER_MAX,
-                    "more orders than --users × 10: raise --users"
-                );
+                if sequence >= sequence_end {
+                    // The consumers have used this phase's share of the day's PIN-free
+                    // payments: the phase ends here, measured over the time it ran, rather
+                    // than paying with the PIN.
+                    exhausted.notify_one();
+                    break;
+                }
                 // The consumer shows the code before the till is due to submit it: the code's
                 // fetch is not part of the order's time.
                 let code = pay_code(&mut http, consumer).await?;
@@ -289,7 +310,15 @@ async fn order_phase(
             anyhow::Ok((latencies_us, failures, paid))
         }));
     }
-    tokio::time::sleep(length).await;
+    tokio::select! {
+        () = tokio::time::sleep(length) => {}
+        () = exhausted.notified() => eprintln!(
+            "bench pay: the phase's share of the consumers' PIN-free payments (--users × 10 in \
+             all) ran out after {:.2} s: it is measured over that time; raise --users for \
+             full phases",
+            started.elapsed().as_secs_f64()
+        ),
+    }
     let counted = done.load(Ordering::Relaxed);
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
