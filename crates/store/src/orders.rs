@@ -141,16 +141,39 @@ pub trait OrderStore {
     fn orders_without_pin_since(&mut self, payer_id: i64, since_ms: i64)
     -> Result<u32, StoreError>;
 
+    /// Orders that may hold a payment the ledger has and the row does not (`NOTPAY`,
+    /// `USERPAYING`, `CLOSED`) expiring in `[from_ms, to_ms)`, by id, after `after_id`.
+    fn orders_unpaid_expiring(
+        &mut self,
+        from_ms: i64,
+        to_ms: i64,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<OrderRow>, StoreError>;
+
     /// Stores a refund unless the merchant has one of this `out_refund_no`; returns the stored
     /// row either way.
     fn refund_insert(&mut self, refund: &RefundRow) -> Result<RefundRow, StoreError>;
+    /// Moves a `PROCESSING` refund to `state`; false when it is not `PROCESSING` (any more).
+    fn refund_finish(&mut self, id: i64, state: &str) -> Result<bool, StoreError>;
+    /// Forgets a `PROCESSING` refund whose chain the ledger refused: nothing moved, and its
+    /// `out_refund_no` may be used again. False when it is not `PROCESSING`.
+    fn refund_forget(&mut self, id: i64) -> Result<bool, StoreError>;
+    /// Refunds still `PROCESSING` made before `created_ms_max`, by id, after `after_id`.
+    fn refunds_processing(
+        &mut self,
+        created_ms_max: i64,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<RefundRow>, StoreError>;
     fn refund_by_out_refund_no(
         &mut self,
         merchant_id: i64,
         out_refund_no: &str,
     ) -> Result<Option<RefundRow>, StoreError>;
     fn refunds_of_order(&mut self, order_id: i64) -> Result<Vec<RefundRow>, StoreError>;
-    /// The merchant's refunds made in `[from_ms, to_ms)`, by id, after `after_id`.
+    /// The merchant's finished (`SUCCESS`) refunds made in `[from_ms, to_ms)`, by id, after
+    /// `after_id`.
     fn refunds_between(
         &mut self,
         merchant_id: i64,
@@ -483,6 +506,60 @@ impl OrderStore for SqliteWalletStore {
             .query_row(params![payer_id, since_ms], |r| r.get(0))?)
     }
 
+    fn orders_unpaid_expiring(
+        &mut self,
+        from_ms: i64,
+        to_ms: i64,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<OrderRow>, StoreError> {
+        let limit = limit.min(PAGE_LEN_MAX) as i64;
+        let mut statement = self.connection.prepare_cached(&format!(
+            "SELECT {ORDER_COLUMNS} FROM merchant_orders \
+             WHERE state IN ('NOTPAY', 'USERPAYING', 'CLOSED') \
+             AND expires_ms >= ?1 AND expires_ms < ?2 AND id > ?3 ORDER BY id LIMIT ?4"
+        ))?;
+        let rows = statement
+            .query_map(params![from_ms, to_ms, after_id, limit], order_sqlite)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn refund_finish(&mut self, id: i64, state: &str) -> Result<bool, StoreError> {
+        let changed = self
+            .connection
+            .prepare_cached(
+                "UPDATE merchant_refunds SET state = ?2 WHERE id = ?1 AND state = 'PROCESSING'",
+            )?
+            .execute(params![id, state])?;
+        Ok(changed > 0)
+    }
+
+    fn refund_forget(&mut self, id: i64) -> Result<bool, StoreError> {
+        let changed = self
+            .connection
+            .prepare_cached("DELETE FROM merchant_refunds WHERE id = ?1 AND state = 'PROCESSING'")?
+            .execute([id])?;
+        Ok(changed > 0)
+    }
+
+    fn refunds_processing(
+        &mut self,
+        created_ms_max: i64,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<RefundRow>, StoreError> {
+        let limit = limit.min(PAGE_LEN_MAX) as i64;
+        let mut statement = self.connection.prepare_cached(&format!(
+            "SELECT {REFUND_COLUMNS} FROM merchant_refunds WHERE state = 'PROCESSING' \
+             AND created_ms <= ?1 AND id > ?2 ORDER BY id LIMIT ?3"
+        ))?;
+        let rows = statement
+            .query_map(params![created_ms_max, after_id, limit], refund_sqlite)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     fn refund_insert(&mut self, refund: &RefundRow) -> Result<RefundRow, StoreError> {
         self.connection
             .prepare_cached(
@@ -542,7 +619,7 @@ impl OrderStore for SqliteWalletStore {
         let limit = limit.min(PAGE_LEN_MAX) as i64;
         let mut statement = self.connection.prepare_cached(&format!(
             "SELECT {REFUND_COLUMNS} FROM merchant_refunds WHERE merchant_id = ?1 \
-             AND created_ms >= ?2 AND created_ms < ?3 AND id > ?4 ORDER BY id LIMIT ?5"
+             AND state = 'SUCCESS' AND created_ms >= ?2 AND created_ms < ?3 AND id > ?4 ORDER BY id LIMIT ?5"
         ))?;
         let rows = statement
             .query_map(
@@ -1022,6 +1099,58 @@ impl OrderStore for PostgresWalletStore {
         pg_u32(&row, 0)
     }
 
+    fn orders_unpaid_expiring(
+        &mut self,
+        from_ms: i64,
+        to_ms: i64,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<OrderRow>, StoreError> {
+        let limit = limit.min(PAGE_LEN_MAX) as i64;
+        let rows = self.client.query(
+            &format!(
+                "SELECT {ORDER_COLUMNS} FROM merchant_orders \
+                 WHERE state IN ('NOTPAY', 'USERPAYING', 'CLOSED') \
+                 AND expires_ms >= $1 AND expires_ms < $2 AND id > $3 ORDER BY id LIMIT $4"
+            ),
+            &[&from_ms, &to_ms, &after_id, &limit],
+        )?;
+        rows.iter().map(order_postgres).collect()
+    }
+
+    fn refund_finish(&mut self, id: i64, state: &str) -> Result<bool, StoreError> {
+        let changed = self.client.execute(
+            "UPDATE merchant_refunds SET state = $2 WHERE id = $1 AND state = 'PROCESSING'",
+            &[&id, &state],
+        )?;
+        Ok(changed > 0)
+    }
+
+    fn refund_forget(&mut self, id: i64) -> Result<bool, StoreError> {
+        let changed = self.client.execute(
+            "DELETE FROM merchant_refunds WHERE id = $1 AND state = 'PROCESSING'",
+            &[&id],
+        )?;
+        Ok(changed > 0)
+    }
+
+    fn refunds_processing(
+        &mut self,
+        created_ms_max: i64,
+        after_id: i64,
+        limit: usize,
+    ) -> Result<Vec<RefundRow>, StoreError> {
+        let limit = limit.min(PAGE_LEN_MAX) as i64;
+        let rows = self.client.query(
+            &format!(
+                "SELECT {REFUND_COLUMNS} FROM merchant_refunds WHERE state = 'PROCESSING' \
+                 AND created_ms <= $1 AND id > $2 ORDER BY id LIMIT $3"
+            ),
+            &[&created_ms_max, &after_id, &limit],
+        )?;
+        rows.iter().map(refund_postgres).collect()
+    }
+
     fn refund_insert(&mut self, refund: &RefundRow) -> Result<RefundRow, StoreError> {
         self.client.execute(
             "INSERT INTO merchant_refunds (order_id, merchant_id, out_refund_no, \
@@ -1081,7 +1210,7 @@ impl OrderStore for PostgresWalletStore {
         let rows = self.client.query(
             &format!(
                 "SELECT {REFUND_COLUMNS} FROM merchant_refunds WHERE merchant_id = $1 \
-                 AND created_ms >= $2 AND created_ms < $3 AND id > $4 ORDER BY id LIMIT $5"
+                 AND state = 'SUCCESS' AND created_ms >= $2 AND created_ms < $3 AND id > $4 ORDER BY id LIMIT $5"
             ),
             &[&merchant_id, &from_ms, &to_ms, &after_id, &limit],
         )?;

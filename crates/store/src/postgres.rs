@@ -61,6 +61,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         14,
         include_str!("../migrations/postgres/0014_settlements.sql"),
     ),
+    (
+        15,
+        include_str!("../migrations/postgres/0015_order_recovery.sql"),
+    ),
 ];
 
 pub struct PostgresStore {

@@ -24,6 +24,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/sqlite/wallet_0011.sql")),
     (12, include_str!("../migrations/sqlite/wallet_0012.sql")),
     (13, include_str!("../migrations/sqlite/wallet_0013.sql")),
+    (14, include_str!("../migrations/sqlite/wallet_0014.sql")),
 ];
 
 /// A person to create.

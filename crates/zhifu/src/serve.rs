@@ -261,6 +261,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         notifier: Arc::new(tokio::sync::Notify::new()),
     };
     state.bank.set_mode(args.bank_mode);
+    // Before the first request: an order that a crash left unpaid over a posted chain must be
+    // recorded before anyone can pay it again.
+    let started_ms = state.now_ms();
+    let lookback_ms = zhifu_domain::acquiring::recovery::STARTUP_LOOKBACK_MS;
+    recover_orders(&state, started_ms - lookback_ms..i64::MAX, started_ms)
+        .map_err(|e| anyhow::anyhow!("recovering orders failed: {}", e.code()))?;
     if args.demo {
         crate::demo::seed(&state)?;
     }
@@ -608,6 +614,8 @@ impl Reconciler {
             // The last cut-off this process settled; settlements still waiting for the bank are
             // taken up by every run, so the run repeats until none is left.
             let mut settled_cutoff_ms = i64::MIN;
+            // Orders expiring before this were looked at by start-up or an earlier pass.
+            let mut orders_checked_ms = state.now_ms();
             while !stopping.load(Ordering::Relaxed) {
                 std::thread::sleep(nap);
                 let now_ms = state.now_ms();
@@ -628,6 +636,10 @@ impl Reconciler {
                         eprintln!("zhifu serve: reconciling withdrawals failed: {}", e.code())
                     }
                 }
+                match recover_orders(&state, orders_checked_ms..now_ms, started_ms_max) {
+                    Ok(()) => orders_checked_ms = now_ms,
+                    Err(e) => eprintln!("zhifu serve: recovering orders failed: {}", e.code()),
+                }
                 settle_if_due(&state, &mut settled_cutoff_ms, settlement_hour, now_ms);
             }
         });
@@ -638,6 +650,37 @@ impl Reconciler {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
     }
+}
+
+/// Records payments the ledger holds for unpaid orders expiring in `expiring`, and finishes
+/// refunds `PROCESSING` since `refunds_created_ms_max` (`zhifu_domain::acquiring::recovery`).
+fn recover_orders(
+    state: &AppState,
+    expiring: std::ops::Range<i64>,
+    refunds_created_ms_max: i64,
+) -> Result<(), zhifu_domain::acquiring::orders::OrderError> {
+    let people = state.people_blocking();
+    let mut ledger = state.reader_blocking();
+    let pass = zhifu_domain::acquiring::recovery::pass(
+        state.orders(),
+        &people,
+        state.engine(),
+        ledger.as_mut(),
+        expiring,
+        refunds_created_ms_max,
+        state.now_ms(),
+    )?;
+    if pass.is_news() {
+        eprintln!(
+            "zhifu serve: recovered orders: {} payments recorded, {} refunds finished, {} \
+             refunds refused by the ledger, {} refunds still processing",
+            pass.payments_recorded,
+            pass.refunds_finished,
+            pass.refunds_forgotten,
+            pass.refunds_still_processing
+        );
+    }
+    Ok(())
 }
 
 /// Runs the day's settlement once it is `settlement_hour` in Shanghai, and again while some

@@ -12,6 +12,7 @@
 //! - [`orders`]: native, in-wallet, pay-code and static-code orders, their payment with fees
 //!   and commission, closing, reversal and refunds.
 //! - [`notifications`]: the outbox's retry schedule and the sealing of event resources.
+//! - [`recovery`]: payments and refunds that a crash cut in two, finished from the ledger.
 //! - [`settlement`]: the daily T+1 payout of each merchant's settled funds to its bank card.
 //!
 //! The records live beside the wallet's (`zhifu_store::MerchantStore`, through the wallet's
@@ -23,6 +24,7 @@ pub mod merchants;
 pub mod notifications;
 pub mod orders;
 pub mod platform_keys;
+pub mod recovery;
 pub mod settlement;
 pub mod signature;
 

@@ -8,6 +8,7 @@ use super::orders::{
     self, NewOrder, NewRefund, OrderError, OrderKind, OrderPolicy, Orders, commission_minor,
     fee_minor, refund_shares,
 };
+use super::recovery;
 use crate::wallet::chart::{
     BANK_SETTLEMENT, FEE_INCOME, commission_account_id, institution_accounts, merchant_account_id,
     wallet_account, wallet_account_id,
@@ -342,6 +343,175 @@ fn refunds_stop_at_the_paid_amount_and_fifty_and_give_the_fee_back() {
     assert_eq!(world.balance(wallet_account_id(payer)), 100_000);
     assert_eq!(world.balance(merchant_account_id(shop.get())), 0);
     assert_eq!(world.balance(AccountId::new(FEE_INCOME).unwrap()), 0);
+    world.conserved();
+}
+
+/// The process stops between a payment's chain and its row: the order says `NOTPAY` over
+/// money the merchant holds. The recovery pass records the payment from the ledger, with its
+/// payer, fee and commission, once; an order nobody paid stays unpaid.
+#[test]
+fn a_payment_cut_short_by_a_crash_is_recorded_from_the_ledger_once() {
+    let world = World::new();
+    let provider = world.provider();
+    let shop = world.merchant("Noodle bar", Some(provider));
+    let payer = world.payer("13800000001", 100_000);
+    let order = world.native(shop, "order-1", 12_345);
+    let unpaid = world.native(shop, "order-2", 500);
+    world.pay(payer, &order, "pay-1", START_MS + 1_000).unwrap();
+    // The row as it was before the payment wrote it.
+    let before = order.clone();
+    assert!(
+        world
+            .people
+            .db()
+            .write_plain(move |s| s.order_update(&before, "SUCCESS"))
+            .unwrap()
+    );
+    let pass = |now_ms: i64| {
+        let mut ledger = world.config.open().unwrap();
+        recovery::pass(
+            &world.orders,
+            &world.people,
+            &world.engine,
+            ledger.as_mut(),
+            START_MS - recovery::STARTUP_LOOKBACK_MS..i64::MAX,
+            now_ms,
+            now_ms,
+        )
+        .unwrap()
+    };
+    let first = pass(START_MS + 5_000);
+    assert_eq!((first.orders_looked_at, first.payments_recorded), (2, 1));
+    let recovered = world.orders.order(&world.people, order.id).unwrap();
+    assert_eq!(
+        (
+            recovered.state.as_str(),
+            recovered.payer_id,
+            recovered.fee_minor,
+            recovered.commission_minor,
+            recovered.pin_confirmed
+        ),
+        ("SUCCESS", Some(payer), 74, 14, true)
+    );
+    assert!(recovered.paid_ms.is_some_and(|ms| ms <= START_MS + 5_000));
+    let still_unpaid = world.orders.order(&world.people, unpaid.id).unwrap();
+    assert_eq!(still_unpaid.state, "NOTPAY");
+    // Nothing moved twice; another pass finds nothing; the order cannot be paid again.
+    assert_eq!(pass(START_MS + 6_000).payments_recorded, 0);
+    let late = world.payer("13800000002", 100_000);
+    assert!(matches!(
+        world.pay(late, &order, "pay-2", START_MS + 7_000),
+        Err(OrderError::OrderPaid)
+    ));
+    assert_eq!(world.balance(wallet_account_id(payer)), 100_000 - 12_345);
+    assert_eq!(world.balance(merchant_account_id(shop.get())), 12_345 - 74);
+    assert_eq!(world.balance(commission_account_id(provider.get())), 14);
+    // The recorded payment is refundable like any other.
+    world.refund(shop, &order, "r-1", 12_345).unwrap();
+    assert_eq!(world.balance(wallet_account_id(payer)), 100_000);
+    world.conserved();
+}
+
+/// The process stops after a refund's row and before its chain: the refund is `PROCESSING`.
+/// New refunds count it; the recovery pass or the merchant's retry finishes it, moving the
+/// money once; one the ledger refuses is forgotten, its number free again.
+#[test]
+fn a_refund_cut_short_is_finished_once_or_forgotten_when_the_ledger_refuses_it() {
+    let world = World::new();
+    let shop = world.merchant("Noodle bar", None);
+    let payer = world.payer("13800000001", 100_000);
+    let order = world.native(shop, "order-1", 10_000);
+    world.pay(payer, &order, "pay-1", START_MS).unwrap();
+    let processing = |no: &str, amount_minor: u64, fee_minor: u64| {
+        let row = RefundRow {
+            id: 0,
+            order_id: order.id,
+            merchant_id: shop.get(),
+            out_refund_no: no.into(),
+            amount_minor,
+            fee_minor,
+            commission_minor: 0,
+            reason: None,
+            state: "PROCESSING".into(),
+            created_ms: START_MS + 10_000,
+        };
+        world
+            .people
+            .db()
+            .write_plain(move |s| s.refund_insert(&row))
+            .unwrap()
+    };
+    processing("r-1", 4_000, 24);
+    // What is left counts the refund in flight.
+    assert!(matches!(
+        world.refund(shop, &order, "r-2", 6_001),
+        Err(OrderError::RefundExceedsPaid { left_minor: 6_000 })
+    ));
+    let mut ledger = world.config.open().unwrap();
+    let pass = recovery::pass(
+        &world.orders,
+        &world.people,
+        &world.engine,
+        ledger.as_mut(),
+        0..0,
+        START_MS + 10_000,
+        START_MS + 20_000,
+    )
+    .unwrap();
+    assert_eq!(pass.refunds_finished, 1);
+    let after_one = (
+        world.balance(wallet_account_id(payer)),
+        world.balance(merchant_account_id(shop.get())),
+    );
+    assert_eq!(after_one, (94_000, 10_000 - 60 - 4_000 + 24));
+    let refunded = world.orders.order(&world.people, order.id).unwrap();
+    assert_eq!(
+        (
+            refunded.state.as_str(),
+            refunded.refunded_minor,
+            refunded.refund_count
+        ),
+        ("REFUND", 4_000, 1)
+    );
+    // The merchant's retry is answered with the finished refund; nothing moves again.
+    assert_eq!(
+        world.refund(shop, &order, "r-1", 4_000).unwrap().state,
+        "SUCCESS"
+    );
+    assert_eq!(
+        (
+            world.balance(wallet_account_id(payer)),
+            world.balance(merchant_account_id(shop.get()))
+        ),
+        after_one
+    );
+
+    // The merchant's account is emptied (a payout, say); a refund in flight now cannot be
+    // paid: its retry is refused and the refund is gone.
+    let payout = NewTransfer {
+        id: TransferId::new(77).unwrap(),
+        op: TransferOp::Posted {
+            debit_account_id: merchant_account_id(shop.get()),
+            credit_account_id: AccountId::new(BANK_SETTLEMENT).unwrap(),
+            amount_minor: 5_000,
+        },
+        code: 13,
+        reference: None,
+        linked: false,
+    };
+    world.engine.create_transfers(vec![payout]).unwrap();
+    processing("r-3", 6_000, 36);
+    assert!(matches!(
+        world.refund(shop, &order, "r-3", 6_000),
+        Err(OrderError::MerchantBalanceShort)
+    ));
+    let gone = world
+        .people
+        .db()
+        .read(|s| s.refund_by_out_refund_no(shop.get(), "r-3"))
+        .unwrap();
+    assert_eq!(gone, None);
+    assert_eq!(world.balance(wallet_account_id(payer)), 94_000);
     world.conserved();
 }
 

@@ -32,7 +32,7 @@ use crate::time::shanghai_day_start_ms;
 use crate::wallet::chart::{
     CODE_MERCHANT_FEE, CODE_MERCHANT_FEE_REFUND, CODE_MERCHANT_PAYMENT, CODE_MERCHANT_REFUND,
     CODE_PROVIDER_COMMISSION, CODE_PROVIDER_COMMISSION_REFUND, FEE_INCOME, commission_account_id,
-    merchant_account_id, merchant_accounts, wallet_account_id,
+    merchant_account_id, merchant_accounts, wallet_account_id, wallet_owner,
 };
 use crate::wallet::funding::IdempotencyKey;
 use crate::wallet::limits::{LimitError, LimitPolicy};
@@ -129,6 +129,21 @@ pub const REFUND: &str = "REFUND";
 pub const CLOSED: &str = "CLOSED";
 pub const REVOKED: &str = "REVOKED";
 pub const PAYERROR: &str = "PAYERROR";
+/// A refund recorded and not yet finished in the ledger.
+pub const PROCESSING: &str = "PROCESSING";
+
+/// The stored state's constant, for conditional updates that must name the state they expect.
+fn stored_state(state: &str) -> &'static str {
+    match state {
+        NOTPAY => NOTPAY,
+        USERPAYING => USERPAYING,
+        SUCCESS => SUCCESS,
+        REFUND => REFUND,
+        CLOSED => CLOSED,
+        REVOKED => REVOKED,
+        _ => PAYERROR,
+    }
+}
 
 /// The state an order is in at `now_ms`: an unpaid order past its expiry is closed.
 pub fn shown_state(order: &OrderRow, now_ms: i64) -> &str {
@@ -336,7 +351,7 @@ pub fn commission_minor(fee_minor: u64, share_bps: u32) -> u64 {
 }
 
 /// The fee and commission a refund gives back: proportional to the refunded amount, computed
-/// on the running total (`refunded_before + amount`) to the nearest fen, halves up, minus what
+/// on the running total (every recorded refund's amount `+ amount`) to the nearest fen, halves up, minus what
 /// earlier refunds gave back. So a full refund, in any number of parts, gives back exactly the
 /// fee and the commission, and no fen is lost or made by the rounding of the parts.
 pub fn refund_shares(
@@ -344,7 +359,8 @@ pub fn refund_shares(
     refunds_before: &[RefundRow],
     amount_minor: u64,
 ) -> (u64, u64) {
-    let refunded_after = order.refunded_minor + amount_minor;
+    let refunded_before: u64 = refunds_before.iter().map(|r| r.amount_minor).sum();
+    let refunded_after = refunded_before + amount_minor;
     let proportional = |total: u64| -> u64 {
         let scaled = u128::from(total) * u128::from(refunded_after);
         let paid = u128::from(order.amount_minor);
@@ -392,6 +408,9 @@ pub struct Orders {
     /// Merchants whose ledger accounts this process has opened.
     opened: Arc<Mutex<HashSet<i64>>>,
 }
+
+/// Transfers read for one order's chains: a payment's three legs and each refund's three.
+const CHAIN_TRANSFERS_MAX: usize = 4 * 64;
 
 /// Merchants remembered as opened, at most; past it the set starts over (opening again is
 /// harmless).
@@ -1228,17 +1247,58 @@ impl Orders {
             .db()
             .read(|s| s.refund_by_out_refund_no(merchant_id.get(), &refund.out_refund_no))?
         {
-            return match existing.order_id == order.id
-                && existing.amount_minor == refund.amount_minor
-            {
-                true => Ok(existing),
-                false => Err(OrderError::OutRefundNoReused),
+            if existing.order_id != order.id || existing.amount_minor != refund.amount_minor {
+                return Err(OrderError::OutRefundNoReused);
+            }
+            // A refund cut short (a crash, a ledger error) is finished by its retry.
+            return match existing.state == PROCESSING {
+                true => self.finish_refund(people, engine, &order, existing, now_ms),
+                false => Ok(existing),
             };
         }
-        self.check_refundable(&order, refund.amount_minor, now_ms)?;
         let refunds_before = people.db().read(|s| s.refunds_of_order(order.id))?;
+        self.check_refundable(&order, &refunds_before, refund.amount_minor, now_ms)?;
         let (fee_back, commission_back) =
             refund_shares(&order, &refunds_before, refund.amount_minor);
+        // Recorded before its chain, so that a crash in between leaves a row to finish: the
+        // refund's ledger ids derive from its `out_refund_no`, and nothing else could find the
+        // money again.
+        let row = RefundRow {
+            id: 0,
+            order_id: order.id,
+            merchant_id: merchant_id.get(),
+            out_refund_no: refund.out_refund_no.clone(),
+            amount_minor: refund.amount_minor,
+            fee_minor: fee_back,
+            commission_minor: commission_back,
+            reason: refund.reason.clone(),
+            state: PROCESSING.into(),
+            created_ms: now_ms,
+        };
+        let stored = people.db().write_plain(move |s| s.refund_insert(&row))?;
+        // Another order's refund under the same `out_refund_no`, stored meanwhile.
+        if stored.order_id != order.id || stored.amount_minor != refund.amount_minor {
+            return Err(OrderError::OutRefundNoReused);
+        }
+        self.finish_refund(people, engine, &order, stored, now_ms)
+    }
+
+    /// Posts a recorded refund's chain and records the outcome: `SUCCESS`, with the order's
+    /// sums and the merchant's notification, or, when the ledger refused the chain, no refund
+    /// at all. Posting again is harmless: the ids are the refund's own, so the ledger moves
+    /// the money once. An engine error leaves the refund `PROCESSING` for a retry or the
+    /// recovery pass. Runs under the order's lock.
+    pub(crate) fn finish_refund(
+        &self,
+        people: &People,
+        engine: &Engine,
+        order: &OrderRow,
+        refund: RefundRow,
+        now_ms: i64,
+    ) -> Result<RefundRow, OrderError> {
+        assert_eq!(refund.order_id, order.id);
+        assert_eq!(refund.state, PROCESSING);
+        let merchant_id = MerchantId::new(order.merchant_id).expect("stored ids are positive");
         let merchant = merchants::merchant(people, merchant_id)?;
         let payer_id = order.payer_id.expect("a paid order has a payer");
         let ids = ChainIds::derive(
@@ -1254,52 +1314,145 @@ impl Orders {
                 .service_provider_id
                 .map(|p| commission_account_id(p.get())),
             amount_minor: refund.amount_minor,
-            fee_minor: fee_back,
-            commission_minor: commission_back,
+            fee_minor: refund.fee_minor,
+            commission_minor: refund.commission_minor,
         };
-        self.post_refund(engine, wallet_account_id(payer_id), &split, &ids, order.id)?;
-        let row = RefundRow {
-            id: 0,
-            order_id: order.id,
-            merchant_id: merchant_id.get(),
-            out_refund_no: refund.out_refund_no.clone(),
-            amount_minor: refund.amount_minor,
-            fee_minor: fee_back,
-            commission_minor: commission_back,
-            reason: refund.reason.clone(),
-            state: SUCCESS.into(),
-            created_ms: now_ms,
-        };
+        match self.post_refund(engine, wallet_account_id(payer_id), &split, &ids, order.id) {
+            Ok(()) => {}
+            Err(OrderError::Engine(e)) => return Err(OrderError::Engine(e)),
+            Err(refused) => {
+                let id = refund.id;
+                people.db().write_plain(move |s| s.refund_forget(id))?;
+                return Err(refused);
+            }
+        }
         let mut refunded = order.clone();
-        refunded.state = REFUND.into();
+        if order.state != REVOKED {
+            refunded.state = REFUND.into();
+        }
         refunded.refunded_minor += refund.amount_minor;
         refunded.refund_count += 1;
-        let from = if order.state == SUCCESS {
-            SUCCESS
-        } else {
-            REFUND
-        };
-        let stored = people.db().write_plain(move |s| {
-            let stored = s.refund_insert(&row)?;
-            let event = event(
-                &refunded,
-                "REFUND.SUCCESS",
-                &format!("refund:{}:{}", stored.order_id, stored.id),
-                now_ms,
+        assert!(
+            refunded.refunded_minor <= refunded.amount_minor,
+            "refunds above the paid amount"
+        );
+        let from = stored_state(&order.state);
+        let mut finished = refund;
+        finished.state = SUCCESS.into();
+        let written = finished.clone();
+        let event = event(
+            &refunded,
+            "REFUND.SUCCESS",
+            &format!("refund:{}:{}", finished.order_id, finished.id),
+            now_ms,
+        );
+        people.db().write_plain(move |s| {
+            // Under the order lock neither the refund nor the order can have moved.
+            assert!(
+                s.refund_finish(written.id, SUCCESS)?,
+                "a refund finished under its order's lock"
             );
             assert!(
                 s.order_update(&refunded, from)?,
                 "an order changed state under its lock"
             );
-            s.notification_insert(&event)?;
-            Ok(stored)
+            s.notification_insert(&event)
         })?;
-        Ok(stored)
+        Ok(finished)
     }
 
+    /// Records the payment the ledger holds for an order whose row says it is unpaid: the
+    /// chain was posted and the process stopped before the row was written. The payer, the
+    /// fee and the commission are the chain's; the merchant is notified as for any payment.
+    /// True when a payment was recorded. Runs under the order's lock.
+    pub(crate) fn record_ledger_payment(
+        &self,
+        people: &People,
+        ledger: &mut dyn zhifu_store::Store,
+        order_id: i64,
+        now_ms: i64,
+    ) -> Result<bool, OrderError> {
+        let _order_lock = people.lock_order(order_id);
+        let order = self.order(people, order_id)?;
+        if !matches!(order.state.as_str(), NOTPAY | USERPAYING | CLOSED) {
+            return Ok(false);
+        }
+        let reference = Reference::parse(&format!("order:{}", order.id)).expect("a reference");
+        let chain = ledger.transfers_by_reference(&reference, CHAIN_TRANSFERS_MAX)?;
+        let Some(main_at) = chain.iter().position(|t| t.code == CODE_MERCHANT_PAYMENT) else {
+            return Ok(false);
+        };
+        let main = &chain[main_at];
+        let payer_id = wallet_owner(main.debit_account_id).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "order {} was paid from a non-wallet account",
+                order.id
+            ))
+        })?;
+        // The legs that follow the payment in its chain, up to the next payment, if any.
+        let legs = chain[main_at + 1..]
+            .iter()
+            .take_while(|t| t.code != CODE_MERCHANT_PAYMENT);
+        let amount_of = |code: u16| {
+            legs.clone()
+                .find(|t| t.code == code)
+                .map_or(0, |t| t.amount_minor)
+        };
+        let mut paid = order.clone();
+        paid.state = SUCCESS.into();
+        paid.payer_id = Some(payer_id);
+        // A pay-code order paid from `NOTPAY` was paid without the PIN; every other payment
+        // was confirmed with it.
+        paid.pin_confirmed = !(order.kind == OrderKind::PayCode.code() && order.state == NOTPAY);
+        paid.fee_minor = amount_of(CODE_MERCHANT_FEE);
+        paid.commission_minor = amount_of(CODE_PROVIDER_COMMISSION);
+        paid.paid_ms = Some((main.timestamp_ns / 1_000_000).clamp(order.created_ms, now_ms));
+        paid.closed_ms = None;
+        let from = stored_state(&order.state);
+        let event = event(
+            &paid,
+            "TRANSACTION.SUCCESS",
+            &format!("order:{}", paid.id),
+            now_ms,
+        );
+        people.db().write_plain(move |s| {
+            assert!(
+                s.order_update(&paid, from)?,
+                "an order changed state under its lock"
+            );
+            s.notification_insert(&event)
+        })?;
+        Ok(true)
+    }
+
+    /// Finishes a refund left `PROCESSING`: under its order's lock, if it still is.
+    pub(crate) fn finish_processing_refund(
+        &self,
+        people: &People,
+        engine: &Engine,
+        refund: &RefundRow,
+        now_ms: i64,
+    ) -> Result<RefundRow, OrderError> {
+        let _order_lock = people.lock_order(refund.order_id);
+        let order = self.order(people, refund.order_id)?;
+        let current = people
+            .db()
+            .read(|s| s.refund_by_out_refund_no(refund.merchant_id, &refund.out_refund_no))?;
+        match current {
+            Some(current) if current.id == refund.id && current.state == PROCESSING => {
+                self.finish_refund(people, engine, &order, current, now_ms)
+            }
+            Some(current) => Ok(current),
+            None => Err(OrderError::NotFound),
+        }
+    }
+
+    /// Whether `amount_minor` may be refunded, counting the refunds recorded so far, those
+    /// still `PROCESSING` included.
     fn check_refundable(
         &self,
         order: &OrderRow,
+        refunds_before: &[RefundRow],
         amount_minor: u64,
         now_ms: i64,
     ) -> Result<(), OrderError> {
@@ -1312,10 +1465,11 @@ impl Orders {
         if now_ms >= paid_ms + self.policy.refund_window_ms {
             return Err(OrderError::RefundWindowPassed);
         }
-        if order.refund_count >= self.policy.refunds_per_order_max {
+        if refunds_before.len() >= self.policy.refunds_per_order_max as usize {
             return Err(OrderError::RefundsTooMany);
         }
-        let left_minor = order.amount_minor - order.refunded_minor;
+        let refunded_minor: u64 = refunds_before.iter().map(|r| r.amount_minor).sum();
+        let left_minor = order.amount_minor.saturating_sub(refunded_minor);
         if amount_minor > left_minor {
             return Err(OrderError::RefundExceedsPaid { left_minor });
         }

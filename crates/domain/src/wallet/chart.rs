@@ -53,6 +53,13 @@ pub fn wallet_account_id(user_id: i64) -> AccountId {
     person_account_id(user_id, SLOT_WALLET)
 }
 
+/// Whose balance the account is, when it is a person's balance.
+pub fn wallet_owner(account: AccountId) -> Option<i64> {
+    let id = i64::try_from(account.get()).ok()?;
+    (id % SLOTS_PER_PERSON == SLOT_WALLET && id >= SLOTS_PER_PERSON)
+        .then_some(id / SLOTS_PER_PERSON)
+}
+
 pub fn wallet_account(user_id: i64) -> NewAccount {
     NewAccount {
         id: wallet_account_id(user_id),

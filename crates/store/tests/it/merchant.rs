@@ -3,13 +3,14 @@
 
 use crate::on_both_stores;
 use crate::support::{Backend, TestStore};
-use zhifu_store::{MerchantKeyRow, NewMerchant, WalletDb, WalletStore};
+use zhifu_store::{MerchantKeyRow, NewMerchant, OrderRow, RefundRow, WalletDb, WalletStore};
 
 on_both_stores!(
     merchants_and_sub_merchants,
     keys_by_serial_and_revocation,
     nonces_are_accepted_once_until_purged,
     merchant_records_go_through_the_batching_writer,
+    unpaid_orders_and_refunds_in_flight_are_found_for_recovery,
 );
 
 fn merchant(name: &str, kind: &str, provider: Option<i64>) -> NewMerchant {
@@ -194,4 +195,113 @@ fn merchant_records_go_through_the_batching_writer(backend: Backend) {
     assert!(first && !again);
     let row = db.read(|s| s.merchant(shop)).unwrap().expect("the shop");
     assert_eq!(row.name, "Corner shop");
+}
+
+fn order(merchant_id: i64, out_trade_no: &str, expires_ms: i64) -> OrderRow {
+    OrderRow {
+        id: 0,
+        merchant_id,
+        out_trade_no: out_trade_no.into(),
+        kind: "NATIVE".into(),
+        amount_minor: 1_000,
+        description: "Noodles".into(),
+        request_digest: "d".into(),
+        state: "NOTPAY".into(),
+        payer_id: None,
+        pin_confirmed: false,
+        fee_minor: 0,
+        commission_minor: 0,
+        refunded_minor: 0,
+        refund_count: 0,
+        created_ms: 1_000,
+        expires_ms,
+        paid_ms: None,
+        closed_ms: None,
+    }
+}
+
+/// What the recovery pass reads: unpaid (and closed) orders by expiry, refunds still
+/// `PROCESSING`; and how a refund in flight ends: finished once, or forgotten.
+fn unpaid_orders_and_refunds_in_flight_are_found_for_recovery(backend: Backend) {
+    let store = TestStore::new(backend);
+    let mut wallet = store.config.open_wallet().expect("open the wallet store");
+    let shop = wallet
+        .merchant_insert(&merchant("Corner shop", "merchant", None))
+        .unwrap();
+    let early = wallet.order_insert(&order(shop, "early", 10_000)).unwrap();
+    let late = wallet.order_insert(&order(shop, "late", 20_000)).unwrap();
+    let paid = wallet.order_insert(&order(shop, "paid", 10_000)).unwrap();
+    let mut paid_row = paid.clone();
+    paid_row.state = "SUCCESS".into();
+    paid_row.paid_ms = Some(2_000);
+    assert!(wallet.order_update(&paid_row, "NOTPAY").unwrap());
+    let mut closed = late.clone();
+    closed.state = "CLOSED".into();
+    closed.closed_ms = Some(3_000);
+    assert!(wallet.order_update(&closed, "NOTPAY").unwrap());
+    let expiring = |wallet: &mut Box<dyn WalletStore>, from: i64, to: i64, after: i64| {
+        wallet
+            .orders_unpaid_expiring(from, to, after, 10)
+            .unwrap()
+            .iter()
+            .map(|o| o.out_trade_no.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(expiring(&mut wallet, 0, i64::MAX, 0), ["early", "late"]);
+    assert_eq!(expiring(&mut wallet, 10_001, i64::MAX, 0), ["late"]);
+    assert_eq!(expiring(&mut wallet, 0, 10_000, 0), Vec::<String>::new());
+    assert_eq!(expiring(&mut wallet, 0, i64::MAX, early.id), ["late"]);
+
+    let refund = |no: &str, created_ms: i64| RefundRow {
+        id: 0,
+        order_id: paid.id,
+        merchant_id: shop,
+        out_refund_no: no.into(),
+        amount_minor: 100,
+        fee_minor: 1,
+        commission_minor: 0,
+        reason: None,
+        state: "PROCESSING".into(),
+        created_ms,
+    };
+    let first = wallet.refund_insert(&refund("r-1", 5_000)).unwrap();
+    let second = wallet.refund_insert(&refund("r-2", 6_000)).unwrap();
+    let processing = |wallet: &mut Box<dyn WalletStore>, until: i64| {
+        wallet
+            .refunds_processing(until, 0, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.out_refund_no.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(processing(&mut wallet, 6_000), ["r-1", "r-2"]);
+    assert_eq!(processing(&mut wallet, 5_999), ["r-1"]);
+    // Bills see finished refunds only.
+    assert!(
+        wallet
+            .refunds_between(shop, 0, i64::MAX, 0, 10)
+            .unwrap()
+            .is_empty()
+    );
+
+    assert!(wallet.refund_finish(first.id, "SUCCESS").unwrap());
+    assert!(!wallet.refund_finish(first.id, "SUCCESS").unwrap());
+    assert!(!wallet.refund_forget(first.id).unwrap());
+    assert!(wallet.refund_forget(second.id).unwrap());
+    assert_eq!(processing(&mut wallet, i64::MAX), Vec::<String>::new());
+    assert_eq!(wallet.refund_by_out_refund_no(shop, "r-2").unwrap(), None);
+    let finished = wallet.refunds_between(shop, 0, i64::MAX, 0, 10).unwrap();
+    assert_eq!(
+        finished
+            .iter()
+            .map(|r| r.state.as_str())
+            .collect::<Vec<_>>(),
+        ["SUCCESS"]
+    );
+    // A forgotten refund's number may be used again.
+    let again = wallet.refund_insert(&refund("r-2", 7_000)).unwrap();
+    assert_eq!(
+        (again.created_ms, again.state.as_str()),
+        (7_000, "PROCESSING")
+    );
 }

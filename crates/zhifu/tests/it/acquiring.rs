@@ -600,6 +600,124 @@ fn one_pay_code_submitted_by_many_orders_at_once_pays_exactly_once() {
     assert_eq!(balance_minor(&server, &payer), 100_000 - 101);
 }
 
+/// Consumers pay orders in a stream while the server is killed (`kill -9`); another starts on
+/// the same data. Whatever was in flight, the merchant's takings are exactly the orders that
+/// say `SUCCESS`, net of their fees, and each consumer paid exactly those of its orders: no
+/// payment the ledger holds is left under an order that says it is unpaid (recovery reads
+/// the ledger before the first request), none is recorded twice, and every paid order is
+/// paid once. A retry with the same key after the restart answers as before.
+#[test]
+fn payments_cut_short_by_kill_9_are_each_recorded_once_after_the_restart() {
+    const PAYERS: usize = 6;
+    const ORDERS_PER_PAYER: usize = 30;
+    let server = Server::start();
+    let (shop, _) = rsa_merchant(&server, "http://127.0.0.1:9/notify", None);
+    let payers: Vec<String> = (0..PAYERS)
+        .map(|index| {
+            let id_number = zhifu_domain::wallet::identity::make::id_number(&format!(
+                "11010519800{}0100{index}",
+                1 + index % 9
+            ));
+            crate::transfers::person(&server, &format!("1380000100{index}"), &id_number, 100_000)
+        })
+        .collect();
+    let mut orders = Vec::new();
+    for index in 0..PAYERS * ORDERS_PER_PAYER {
+        let no = format!("K{index}");
+        let body = format!(
+            r#"{{"out_trade_no":"{no}","description":"Dumplings","amount_minor":{},"currency":"CNY"}}"#,
+            1_000 + index
+        );
+        let created = shop.call(&server, "POST", "/merchant/v1/orders/native", &body);
+        assert_eq!(created.status, 201, "{}", created.body);
+        orders.push((no, created.json()["code_url"].as_str().unwrap().to_owned()));
+    }
+    // Each payer pays its orders one after another, a connection refused or cut ends its run.
+    let address = server.address.clone();
+    let paid_before_kill = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for (index, payer) in payers.iter().enumerate() {
+            let (orders, address, paid) = (&orders, &address, &paid_before_kill);
+            scope.spawn(move || {
+                for (no, code) in orders.iter().skip(index).step_by(PAYERS) {
+                    let body = format!(r#"{{"code":"{code}","pin":"{PIN}"}}"#);
+                    match try_keyed_post(address, "/api/v1/merchant-payments", payer, no, &body) {
+                        Some(201) => {
+                            paid.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Some(status) => panic!("payment {no} answered {status}"),
+                        None => return,
+                    }
+                }
+            });
+        }
+        // Kill once the stream is well under way, with payments in flight.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while paid_before_kill.load(std::sync::atomic::Ordering::Relaxed) < PAYERS * 5 {
+            assert!(Instant::now() < deadline, "payments do not go through");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        server.kill_now();
+    });
+    let paid_before_kill = paid_before_kill.into_inner();
+    let server = server.crash_and_restart();
+
+    let (mut takings_minor, mut paid_orders) = (0, 0);
+    let mut spent_minor = vec![0; PAYERS];
+    for (index, (no, code)) in orders.iter().enumerate() {
+        let path = format!("/merchant/v1/orders/out-trade-no/{no}");
+        let order = shop.call(&server, "GET", &path, "").json();
+        match order["trade_state"].as_str().unwrap() {
+            "SUCCESS" => {
+                let amount = order["amount_minor"].as_i64().unwrap();
+                takings_minor += amount - order["fee_minor"].as_i64().unwrap();
+                spent_minor[index % PAYERS] += amount;
+                paid_orders += 1;
+                // The payer's retry with the same key is the same payment.
+                let body = format!(r#"{{"code":"{code}","pin":"{PIN}"}}"#);
+                let retried = server.send_keyed(
+                    "POST",
+                    "/api/v1/merchant-payments",
+                    &payers[index % PAYERS],
+                    Some(no),
+                    &body,
+                );
+                assert_eq!(retried.status, 201, "{}", retried.body);
+                assert_eq!(retried.json()["transaction_id"], order["transaction_id"]);
+            }
+            "NOTPAY" => {}
+            other => panic!("order {no} is {other}"),
+        }
+    }
+    assert!(
+        paid_orders >= paid_before_kill,
+        "{paid_orders} orders paid, {paid_before_kill} were answered"
+    );
+    let balance = shop.call(&server, "GET", "/merchant/v1/balance", "");
+    assert_eq!(balance.json()["unsettled_minor"], takings_minor);
+    for (payer, spent) in payers.iter().zip(spent_minor) {
+        assert_eq!(balance_minor(&server, payer), 100_000 - spent);
+    }
+}
+
+/// A keyed POST that tolerates a server that is gone: the status, or `None`.
+fn try_keyed_post(address: &str, path: &str, token: &str, key: &str, body: &str) -> Option<u16> {
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\
+         Authorization: Bearer {token}\r\nIdempotency-Key: {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split(' ').nth(1)?.parse().ok()
+}
+
 /// The same flow from an independent client in Python (`clients/python/merchant_flow.py`),
 /// written from `docs/merchant-api.md` with the `cryptography` package: proof that the docs
 /// are enough. CI installs Python's `cryptography` (`.ci/run`).

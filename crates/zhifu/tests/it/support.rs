@@ -41,10 +41,38 @@ impl Server {
             tempfile::tempdir().expect("temporary directory"),
         );
         let (status, _) = self.terminate_in_place();
-        assert!(status.success());
+        let log = std::fs::read_to_string(data.path().join("stderr.log")).unwrap_or_default();
+        assert!(
+            status.success(),
+            "zhifu serve stopped with {status}:\n{log}"
+        );
         // The next server owns the schema now: this one's drop must leave it.
         let schema = std::mem::take(&mut self.schema);
         Server::start_in(data, schema, args)
+    }
+
+    /// Kills the process (SIGKILL) at once; `crash_and_restart` starts the next.
+    pub fn kill_now(&self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+    }
+
+    /// Kills this server (SIGKILL: no shutdown, whatever was in flight cut short) and starts
+    /// another on the same data directory.
+    pub fn crash_and_restart(mut self) -> Server {
+        let data = std::mem::replace(
+            &mut self.data,
+            tempfile::tempdir().expect("temporary directory"),
+        );
+        // Killed already by `kill_now`, or now.
+        let _ = self.child.kill();
+        self.child.wait().expect("wait for zhifu serve");
+        let schema = std::mem::take(&mut self.schema);
+        Server::start_in(data, schema, &[])
     }
 
     fn start_in(data: tempfile::TempDir, schema: String, args: &[&str]) -> Server {

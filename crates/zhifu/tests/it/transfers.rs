@@ -6,7 +6,7 @@ use crate::wallet::signed_up;
 const PIN: &str = "802514";
 
 /// Signs up, sets the PIN, verifies (with a distinct ID per person) and, when asked, tops up.
-fn person(server: &Server, phone: &str, id_number: &str, top_up_minor: u64) -> String {
+pub(crate) fn person(server: &Server, phone: &str, id_number: &str, top_up_minor: u64) -> String {
     let token = signed_up(server, phone);
     let pin = format!(r#"{{"password":"long enough password","pin":"{PIN}"}}"#);
     assert_eq!(
@@ -21,7 +21,8 @@ fn person(server: &Server, phone: &str, id_number: &str, top_up_minor: u64) -> S
         200
     );
     if top_up_minor > 0 {
-        let card = "6222021234567890128";
+        // A card of the person's own: the bank knows each card's holder.
+        let card = zhifu_domain::wallet::identity::make::card_number(&format!("622202{phone}"));
         let binding = format!(
             r#"{{"card_number":"{card}","name":"王五","id_number":"{id_number}","phone":"{phone}"}}"#
         );
