@@ -292,10 +292,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     // The stores' connections are dropped here, outside the runtime: the PostgreSQL client
-    // runs a runtime of its own, which must not be dropped from async code.
+    // runs a runtime of its own, which must not be dropped from async code. Tasks that still
+    // hold the state (connections closing, the aborted deliverer) go with the runtime first,
+    // so that the last holder is this thread; dropped the other way round, a task dropped
+    // during the runtime's shutdown could hold the last one, and the process would panic.
     reconciler.stop();
-    drop(state);
     drop(runtime);
+    drop(state);
     // The server has stopped taking requests; the engine commits what is queued, then stops.
     drop(engine);
     // Whoever started us may have stopped reading; that is no reason to fail on the way out.
