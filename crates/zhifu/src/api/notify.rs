@@ -38,6 +38,10 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 struct InFlight {
     ids: Vec<i64>,
     per_merchant: HashMap<i64, usize>,
+    /// Deliveries that finished since the outbox was last read: that read may have begun
+    /// before their attempt was recorded and still show them due. Cleared before every read,
+    /// so it holds at most what was in flight across two reads: `2 × IN_FLIGHT_MAX`.
+    finished_since_read: Vec<i64>,
 }
 
 /// Runs until the server stops (the task is aborted then; an event in flight is delivered
@@ -56,6 +60,11 @@ pub async fn deliver(state: AppState) {
             _ = notifier.notified() => {}
             _ = tokio::time::sleep(LOOK_EVERY) => {}
         }
+        in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finished_since_read
+            .clear();
         let now_ms = state.now_ms();
         let due = state
             .with_people(move |people| {
@@ -70,9 +79,14 @@ pub async fn deliver(state: AppState) {
             let (id, merchant_id) = (item.notification.id, item.notification.merchant_id);
             {
                 let mut guard = in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                let InFlight { ids, per_merchant } = &mut *guard;
+                let InFlight {
+                    ids,
+                    per_merchant,
+                    finished_since_read,
+                } = &mut *guard;
                 let merchant_count = per_merchant.get(&merchant_id).copied().unwrap_or(0);
                 if ids.contains(&id)
+                    || finished_since_read.contains(&id)
                     || ids.len() >= IN_FLIGHT_MAX
                     || merchant_count >= IN_FLIGHT_PER_MERCHANT_MAX
                 {
@@ -85,8 +99,13 @@ pub async fn deliver(state: AppState) {
             tokio::spawn(async move {
                 deliver_one(&state, &client, item).await;
                 let mut guard = in_flight.lock().unwrap_or_else(|p| p.into_inner());
-                let InFlight { ids, per_merchant } = &mut *guard;
+                let InFlight {
+                    ids,
+                    per_merchant,
+                    finished_since_read,
+                } = &mut *guard;
                 ids.retain(|&other| other != id);
+                finished_since_read.push(id);
                 if let Some(count) = per_merchant.get_mut(&merchant_id) {
                     *count -= 1;
                     if *count == 0 {
