@@ -142,12 +142,13 @@ pub trait OrderStore {
     -> Result<u32, StoreError>;
 
     /// Orders that may hold a payment the ledger has and the row does not (`NOTPAY`,
-    /// `USERPAYING`, `CLOSED`) expiring in `[from_ms, to_ms)`, by id, after `after_id`.
+    /// `USERPAYING`, `CLOSED`) expiring in `[from_ms, to_ms)`, by expiry then id, after the
+    /// `(expires_ms, id)` cursor `after` (`(i64::MIN, 0)` for the first page).
     fn orders_unpaid_expiring(
         &mut self,
         from_ms: i64,
         to_ms: i64,
-        after_id: i64,
+        after: (i64, i64),
         limit: usize,
     ) -> Result<Vec<OrderRow>, StoreError>;
 
@@ -156,8 +157,9 @@ pub trait OrderStore {
     fn refund_insert(&mut self, refund: &RefundRow) -> Result<RefundRow, StoreError>;
     /// Moves a `PROCESSING` refund to `state`; false when it is not `PROCESSING` (any more).
     fn refund_finish(&mut self, id: i64, state: &str) -> Result<bool, StoreError>;
-    /// Forgets a `PROCESSING` refund whose chain the ledger refused: nothing moved, and its
-    /// `out_refund_no` may be used again. False when it is not `PROCESSING`.
+    /// Forgets a `PROCESSING` refund whose chain the ledger refused: nothing moved. (The
+    /// ledger keeps the refusal under the refund's ids, so the same request is refused alike.)
+    /// False when it is not `PROCESSING`.
     fn refund_forget(&mut self, id: i64) -> Result<bool, StoreError>;
     /// Refunds still `PROCESSING` made before `created_ms_max`, by id, after `after_id`.
     fn refunds_processing(
@@ -510,17 +512,22 @@ impl OrderStore for SqliteWalletStore {
         &mut self,
         from_ms: i64,
         to_ms: i64,
-        after_id: i64,
+        after: (i64, i64),
         limit: usize,
     ) -> Result<Vec<OrderRow>, StoreError> {
         let limit = limit.min(PAGE_LEN_MAX) as i64;
         let mut statement = self.connection.prepare_cached(&format!(
             "SELECT {ORDER_COLUMNS} FROM merchant_orders \
              WHERE state IN ('NOTPAY', 'USERPAYING', 'CLOSED') \
-             AND expires_ms >= ?1 AND expires_ms < ?2 AND id > ?3 ORDER BY id LIMIT ?4"
+             AND expires_ms >= ?1 AND expires_ms < ?2 \
+             AND (expires_ms > ?3 OR (expires_ms = ?3 AND id > ?4)) \
+             ORDER BY expires_ms, id LIMIT ?5"
         ))?;
         let rows = statement
-            .query_map(params![from_ms, to_ms, after_id, limit], order_sqlite)?
+            .query_map(
+                params![from_ms, to_ms, after.0, after.1, limit],
+                order_sqlite,
+            )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
@@ -1103,7 +1110,7 @@ impl OrderStore for PostgresWalletStore {
         &mut self,
         from_ms: i64,
         to_ms: i64,
-        after_id: i64,
+        after: (i64, i64),
         limit: usize,
     ) -> Result<Vec<OrderRow>, StoreError> {
         let limit = limit.min(PAGE_LEN_MAX) as i64;
@@ -1111,9 +1118,11 @@ impl OrderStore for PostgresWalletStore {
             &format!(
                 "SELECT {ORDER_COLUMNS} FROM merchant_orders \
                  WHERE state IN ('NOTPAY', 'USERPAYING', 'CLOSED') \
-                 AND expires_ms >= $1 AND expires_ms < $2 AND id > $3 ORDER BY id LIMIT $4"
+                 AND expires_ms >= $1 AND expires_ms < $2 \
+                 AND (expires_ms > $3 OR (expires_ms = $3 AND id > $4)) \
+                 ORDER BY expires_ms, id LIMIT $5"
             ),
-            &[&from_ms, &to_ms, &after_id, &limit],
+            &[&from_ms, &to_ms, &after.0, &after.1, &limit],
         )?;
         rows.iter().map(order_postgres).collect()
     }

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use zhifu_domain::acquiring::console::ConsoleTokens;
 use zhifu_domain::acquiring::orders::{OrderPolicy, Orders};
 use zhifu_domain::acquiring::platform_keys::PlatformKeys;
+use zhifu_domain::acquiring::recovery;
 use zhifu_domain::acquiring::signature::Verifier;
 use zhifu_domain::bank::{BankMode, SimulatedBank};
 use zhifu_domain::wallet::pay_codes::{PayCodePolicy, PayCodes};
@@ -263,14 +264,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     state.bank.set_mode(args.bank_mode);
     // Before the first request: an order that a crash left unpaid over a posted chain must be
     // recorded before anyone can pay it again.
-    let started_ms = state.now_ms();
-    let lookback_ms = zhifu_domain::acquiring::recovery::STARTUP_LOOKBACK_MS;
-    recover_orders(&state, started_ms - lookback_ms..i64::MAX, started_ms)
-        .map_err(|e| anyhow::anyhow!("recovering orders failed: {}", e.code()))?;
+    // The reconciler's own ledger connection: its passes read the ledger for many orders,
+    // and must not hold up the requests' reader meanwhile.
+    let mut reconciler_ledger = config.open()?;
+    recover_orders_at_start(&state, reconciler_ledger.as_mut())?;
     if args.demo {
         crate::demo::seed(&state)?;
     }
-    let reconciler = Reconciler::start(&state, args.reconcile_after_ms, args.settlement_hour);
+    let reconciler = Reconciler::start(
+        &state,
+        reconciler_ledger,
+        args.reconcile_after_ms,
+        args.settlement_hour,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -607,7 +613,12 @@ struct Reconciler {
 }
 
 impl Reconciler {
-    fn start(state: &AppState, after_ms: u64, settlement_hour: u8) -> Reconciler {
+    fn start(
+        state: &AppState,
+        mut ledger: Box<dyn zhifu_store::Store>,
+        after_ms: u64,
+        settlement_hour: u8,
+    ) -> Reconciler {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (stopping, state) = (stop.clone(), state.clone());
         let thread = std::thread::spawn(move || {
@@ -639,8 +650,16 @@ impl Reconciler {
                         eprintln!("zhifu serve: reconciling withdrawals failed: {}", e.code())
                     }
                 }
-                match recover_orders(&state, orders_checked_ms..now_ms, started_ms_max) {
-                    Ok(()) => orders_checked_ms = now_ms,
+                let expired = orders_checked_ms..now_ms;
+                let limit = recovery::PASS_ORDERS_MAX;
+                match recover_orders(&state, ledger.as_mut(), expired, limit, started_ms_max) {
+                    Ok(pass) if pass.orders_done() => orders_checked_ms = now_ms,
+                    // Stopped at its limit: the next pass resumes there.
+                    Ok(pass) => {
+                        if let Some(resume_ms) = pass.orders_resume_ms {
+                            orders_checked_ms = resume_ms;
+                        }
+                    }
                     Err(e) => eprintln!("zhifu serve: recovering orders failed: {}", e.code()),
                 }
                 settle_if_due(&state, &mut settled_cutoff_ms, settlement_hour, now_ms);
@@ -655,35 +674,69 @@ impl Reconciler {
     }
 }
 
+/// Before the first request: every unpaid order that has not expired (any of them could be
+/// paid again) and those expired within the look-back are checked against the ledger, and
+/// refunds cut short are finished (`zhifu_domain::acquiring::recovery`).
+fn recover_orders_at_start(
+    state: &AppState,
+    ledger: &mut dyn zhifu_store::Store,
+) -> anyhow::Result<()> {
+    let now_ms = state.now_ms();
+    let unexpired = now_ms..i64::MAX;
+    let pass = recover_orders(
+        state,
+        ledger,
+        unexpired,
+        recovery::STARTUP_UNEXPIRED_MAX,
+        now_ms,
+    )
+    .map_err(|e| anyhow::anyhow!("recovering orders failed: {}", e.code()))?;
+    anyhow::ensure!(
+        pass.orders_done(),
+        "{} unpaid orders could not be checked against the ledger; not serving until they are",
+        pass.orders_failed
+    );
+    let expired = now_ms - recovery::STARTUP_LOOKBACK_MS..now_ms;
+    recover_orders(state, ledger, expired, recovery::PASS_ORDERS_MAX, i64::MIN)
+        .map_err(|e| anyhow::anyhow!("recovering orders failed: {}", e.code()))?;
+    Ok(())
+}
+
 /// Records payments the ledger holds for unpaid orders expiring in `expiring`, and finishes
-/// refunds `PROCESSING` since `refunds_created_ms_max` (`zhifu_domain::acquiring::recovery`).
+/// refunds `PROCESSING` since `refunds_created_ms_max`.
 fn recover_orders(
     state: &AppState,
+    ledger: &mut dyn zhifu_store::Store,
     expiring: std::ops::Range<i64>,
+    orders_max: usize,
     refunds_created_ms_max: i64,
-) -> Result<(), zhifu_domain::acquiring::orders::OrderError> {
+) -> Result<recovery::Pass, zhifu_domain::acquiring::orders::OrderError> {
     let people = state.people_blocking();
-    let mut ledger = state.reader_blocking();
-    let pass = zhifu_domain::acquiring::recovery::pass(
+    let pass = recovery::pass(
         state.orders(),
         &people,
         state.engine(),
-        ledger.as_mut(),
+        ledger,
         expiring,
+        orders_max,
         refunds_created_ms_max,
         state.now_ms(),
     )?;
     if pass.is_news() {
         eprintln!(
-            "zhifu serve: recovered orders: {} payments recorded, {} refunds finished, {} \
-             refunds refused by the ledger, {} refunds still processing",
+            "zhifu serve: recovered orders: {} payments recorded, {} further payment chains \
+             without an order, {} orders not checked ({} to resume), {} refunds finished, {} \
+             refused by the ledger, {} still processing",
             pass.payments_recorded,
+            pass.payments_unmatched,
+            pass.orders_failed,
+            pass.orders_resume_ms.map_or(0, |_| 1),
             pass.refunds_finished,
             pass.refunds_forgotten,
             pass.refunds_still_processing
         );
     }
-    Ok(())
+    Ok(pass)
 }
 
 /// Runs the day's settlement once it is `settlement_hour` in Shanghai, and again while some

@@ -375,13 +375,30 @@ fn a_payment_cut_short_by_a_crash_is_recorded_from_the_ledger_once() {
             &world.engine,
             ledger.as_mut(),
             START_MS - recovery::STARTUP_LOOKBACK_MS..i64::MAX,
+            recovery::PASS_ORDERS_MAX,
             now_ms,
             now_ms,
         )
         .unwrap()
     };
+    // A pass that stops at its limit says where to resume.
+    let mut ledger = world.config.open().unwrap();
+    let capped = recovery::pass(
+        &world.orders,
+        &world.people,
+        &world.engine,
+        ledger.as_mut(),
+        START_MS..i64::MAX,
+        0,
+        START_MS,
+        START_MS + 5_000,
+    )
+    .unwrap();
+    assert_eq!(capped.orders_resume_ms, Some(order.expires_ms));
+    assert!(!capped.orders_done());
     let first = pass(START_MS + 5_000);
     assert_eq!((first.orders_looked_at, first.payments_recorded), (2, 1));
+    assert!(first.orders_done());
     let recovered = world.orders.order(&world.people, order.id).unwrap();
     assert_eq!(
         (
@@ -454,6 +471,7 @@ fn a_refund_cut_short_is_finished_once_or_forgotten_when_the_ledger_refuses_it()
         &world.engine,
         ledger.as_mut(),
         0..0,
+        recovery::PASS_ORDERS_MAX,
         START_MS + 10_000,
         START_MS + 20_000,
     )

@@ -409,6 +409,13 @@ pub struct Orders {
     opened: Arc<Mutex<HashSet<i64>>>,
 }
 
+/// A payment found in the ledger and recorded on its order.
+pub(crate) struct LedgerPayment {
+    /// Further payment chains under the same order: money the merchant holds with no order
+    /// to show for it, for an operator to look at.
+    pub(crate) extra_chains: u32,
+}
+
 /// Transfers read for one order's chains: a payment's three legs and each refund's three.
 const CHAIN_TRANSFERS_MAX: usize = 4 * 64;
 
@@ -1188,6 +1195,13 @@ impl Orders {
         if order.kind != OrderKind::PayCode.code() {
             return Err(OrderError::NotReversible);
         }
+        // Refunds cut short are finished first, so that what is left is known.
+        for refund in people.db().read(|s| s.refunds_of_order(order.id))? {
+            if refund.state == PROCESSING {
+                self.finish_processing_refund(people, engine, &refund, now_ms)?;
+            }
+        }
+        let order = self.order(people, order.id)?;
         if matches!(order.state.as_str(), SUCCESS | REFUND)
             && order.refunded_minor < order.amount_minor
         {
@@ -1319,7 +1333,9 @@ impl Orders {
         };
         match self.post_refund(engine, wallet_account_id(payer_id), &split, &ids, order.id) {
             Ok(()) => {}
-            Err(OrderError::Engine(e)) => return Err(OrderError::Engine(e)),
+            // Unknown outcome, or ids the ledger holds with another payload (the chain may
+            // have moved money): the refund stays `PROCESSING` for a retry or an operator.
+            Err(unknown @ (OrderError::Engine(_) | OrderError::KeyReused)) => return Err(unknown),
             Err(refused) => {
                 let id = refund.id;
                 people.db().write_plain(move |s| s.refund_forget(id))?;
@@ -1346,16 +1362,14 @@ impl Orders {
             &format!("refund:{}:{}", finished.order_id, finished.id),
             now_ms,
         );
+        // Under the order lock neither the refund nor the order can have moved; if one did,
+        // this job is undone (and only this one: the writer's batch goes on).
         people.db().write_plain(move |s| {
-            // Under the order lock neither the refund nor the order can have moved.
-            assert!(
-                s.refund_finish(written.id, SUCCESS)?,
-                "a refund finished under its order's lock"
-            );
-            assert!(
-                s.order_update(&refunded, from)?,
-                "an order changed state under its lock"
-            );
+            if !s.refund_finish(written.id, SUCCESS)? || !s.order_update(&refunded, from)? {
+                return Err(StoreError::Corrupt(
+                    "a refund or its order changed under the order's lock".into(),
+                ));
+            }
             s.notification_insert(&event)
         })?;
         Ok(finished)
@@ -1364,23 +1378,24 @@ impl Orders {
     /// Records the payment the ledger holds for an order whose row says it is unpaid: the
     /// chain was posted and the process stopped before the row was written. The payer, the
     /// fee and the commission are the chain's; the merchant is notified as for any payment.
-    /// True when a payment was recorded. Runs under the order's lock.
+    /// `None` when the ledger holds no payment for it (or the order is not unpaid). Runs
+    /// under the order's lock.
     pub(crate) fn record_ledger_payment(
         &self,
         people: &People,
         ledger: &mut dyn zhifu_store::Store,
         order_id: i64,
         now_ms: i64,
-    ) -> Result<bool, OrderError> {
+    ) -> Result<Option<LedgerPayment>, OrderError> {
         let _order_lock = people.lock_order(order_id);
         let order = self.order(people, order_id)?;
         if !matches!(order.state.as_str(), NOTPAY | USERPAYING | CLOSED) {
-            return Ok(false);
+            return Ok(None);
         }
         let reference = Reference::parse(&format!("order:{}", order.id)).expect("a reference");
         let chain = ledger.transfers_by_reference(&reference, CHAIN_TRANSFERS_MAX)?;
         let Some(main_at) = chain.iter().position(|t| t.code == CODE_MERCHANT_PAYMENT) else {
-            return Ok(false);
+            return Ok(None);
         };
         let main = &chain[main_at];
         let payer_id = wallet_owner(main.debit_account_id).ok_or_else(|| {
@@ -1398,15 +1413,23 @@ impl Orders {
                 .find(|t| t.code == code)
                 .map_or(0, |t| t.amount_minor)
         };
+        let extra_chains = chain[main_at + 1..]
+            .iter()
+            .filter(|t| t.code == CODE_MERCHANT_PAYMENT)
+            .count() as u32;
         let mut paid = order.clone();
         paid.state = SUCCESS.into();
         paid.payer_id = Some(payer_id);
-        // A pay-code order paid from `NOTPAY` was paid without the PIN; every other payment
-        // was confirmed with it.
-        paid.pin_confirmed = !(order.kind == OrderKind::PayCode.code() && order.state == NOTPAY);
+        // A pay-code order was paid with the PIN only from `USERPAYING`; one closed since
+        // counts as paid without it (the daily count of PIN-free payments errs on the safe
+        // side). Every other payment was confirmed with the PIN.
+        paid.pin_confirmed = order.kind != OrderKind::PayCode.code() || order.state == USERPAYING;
         paid.fee_minor = amount_of(CODE_MERCHANT_FEE);
         paid.commission_minor = amount_of(CODE_PROVIDER_COMMISSION);
-        paid.paid_ms = Some((main.timestamp_ns / 1_000_000).clamp(order.created_ms, now_ms));
+        // The ledger's time; within the order's life as this process sees it (a clock that
+        // stepped back must not panic here).
+        let ledger_ms = main.timestamp_ns / 1_000_000;
+        paid.paid_ms = Some(ledger_ms.min(now_ms).max(order.created_ms));
         paid.closed_ms = None;
         let from = stored_state(&order.state);
         let event = event(
@@ -1415,14 +1438,17 @@ impl Orders {
             &format!("order:{}", paid.id),
             now_ms,
         );
-        people.db().write_plain(move |s| {
-            assert!(
-                s.order_update(&paid, from)?,
-                "an order changed state under its lock"
-            );
-            s.notification_insert(&event)
+        let updated = people.db().write_plain(move |s| {
+            let updated = s.order_update(&paid, from)?;
+            if updated {
+                s.notification_insert(&event)?;
+            }
+            Ok(updated)
         })?;
-        Ok(true)
+        if !updated {
+            return Err(StoreError::Corrupt("an order changed state under its lock".into()).into());
+        }
+        Ok(Some(LedgerPayment { extra_chains }))
     }
 
     /// Finishes a refund left `PROCESSING`: under its order's lock, if it still is.

@@ -239,7 +239,7 @@ fn unpaid_orders_and_refunds_in_flight_are_found_for_recovery(backend: Backend) 
     closed.state = "CLOSED".into();
     closed.closed_ms = Some(3_000);
     assert!(wallet.order_update(&closed, "NOTPAY").unwrap());
-    let expiring = |wallet: &mut Box<dyn WalletStore>, from: i64, to: i64, after: i64| {
+    let expiring = |wallet: &mut Box<dyn WalletStore>, from: i64, to: i64, after: (i64, i64)| {
         wallet
             .orders_unpaid_expiring(from, to, after, 10)
             .unwrap()
@@ -247,10 +247,27 @@ fn unpaid_orders_and_refunds_in_flight_are_found_for_recovery(backend: Backend) 
             .map(|o| o.out_trade_no.clone())
             .collect::<Vec<_>>()
     };
-    assert_eq!(expiring(&mut wallet, 0, i64::MAX, 0), ["early", "late"]);
-    assert_eq!(expiring(&mut wallet, 10_001, i64::MAX, 0), ["late"]);
-    assert_eq!(expiring(&mut wallet, 0, 10_000, 0), Vec::<String>::new());
-    assert_eq!(expiring(&mut wallet, 0, i64::MAX, early.id), ["late"]);
+    let first = (i64::MIN, 0);
+    assert_eq!(expiring(&mut wallet, 0, i64::MAX, first), ["early", "late"]);
+    assert_eq!(expiring(&mut wallet, 10_001, i64::MAX, first), ["late"]);
+    assert_eq!(
+        expiring(&mut wallet, 0, 10_000, first),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        expiring(&mut wallet, 0, i64::MAX, (10_000, early.id)),
+        ["late"]
+    );
+    // By expiry first: an order created later that expires sooner comes first.
+    let sooner = wallet.order_insert(&order(shop, "sooner", 5_000)).unwrap();
+    assert_eq!(
+        expiring(&mut wallet, 0, i64::MAX, first),
+        ["sooner", "early", "late"]
+    );
+    assert_eq!(
+        expiring(&mut wallet, 0, i64::MAX, (sooner.expires_ms, sooner.id)),
+        ["early", "late"]
+    );
 
     let refund = |no: &str, created_ms: i64| RefundRow {
         id: 0,
@@ -298,7 +315,7 @@ fn unpaid_orders_and_refunds_in_flight_are_found_for_recovery(backend: Backend) 
             .collect::<Vec<_>>(),
         ["SUCCESS"]
     );
-    // A forgotten refund's number may be used again.
+    // A forgotten refund's row is gone: its number could be stored again.
     let again = wallet.refund_insert(&refund("r-2", 7_000)).unwrap();
     assert_eq!(
         (again.created_ms, again.state.as_str()),

@@ -532,12 +532,14 @@ async fn order_page(
     let svg = waiting
         .then(|| render_svg(&payload, RenderOptions::default()).ok())
         .flatten();
+    // Refunds still in flight count against what is left, as the refund itself counts them.
+    let recorded_minor: u64 = refunds.iter().map(|r| r.amount_minor).sum();
+    let left_minor = order.amount_minor.saturating_sub(recorded_minor);
     let page = OrderPage {
         name: merchant.name.clone(),
         fee: yuan(order.fee_minor),
-        refundable: matches!(shown, "SUCCESS" | "REFUND")
-            && order.refunded_minor < order.amount_minor,
-        left: yuan(order.amount_minor - order.refunded_minor),
+        refundable: matches!(shown, "SUCCESS" | "REFUND") && left_minor > 0,
+        left: yuan(left_minor),
         svg,
         payload,
         refunds: refunds
