@@ -429,6 +429,87 @@ fn a_payment_cut_short_by_a_crash_is_recorded_from_the_ledger_once() {
     world.conserved();
 }
 
+/// A counter for the draws a test does not care about (a pay code's digits).
+struct Counting(u64);
+
+impl crate::Random for Counting {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 += 1;
+        self.0 % bound
+    }
+
+    fn fill(&mut self, bytes: &mut [u8]) {
+        bytes.fill(self.0 as u8);
+    }
+}
+
+/// A pay-code payment whose row was never written, and the merchant, not knowing the
+/// outcome, reverses the order: the reversal asks the ledger first, so the payer gets the
+/// money back and the order ends `REVOKED` with the payment and its refund on record.
+#[test]
+fn reversing_an_order_whose_payment_row_was_lost_refunds_the_payment() {
+    use crate::wallet::pay_codes::{PayCodePolicy, PayCodes};
+    let world = World::new();
+    let shop = world.merchant("Noodle bar", None);
+    let payer = world.payer("13800000001", 100_000);
+    let codes = PayCodes::new(&[9; 32], PayCodePolicy::default());
+    let code = codes
+        .issue(&world.people, payer, &mut Counting(0), START_MS)
+        .unwrap()
+        .code;
+    let new_order = NewOrder {
+        out_trade_no: "P1".into(),
+        kind: OrderKind::PayCode,
+        amount_minor: 2_500,
+        description: "Coffee".into(),
+    };
+    let paid = world
+        .orders
+        .pay_code_order(
+            &world.people,
+            &world.engine,
+            &LimitPolicy::default(),
+            &codes,
+            shop,
+            &new_order,
+            &code,
+            START_MS + 1_000,
+        )
+        .unwrap();
+    assert_eq!(paid.state, "SUCCESS");
+    // The row as it was before the payment wrote it.
+    let mut before = paid.clone();
+    before.state = "NOTPAY".into();
+    before.fee_minor = 0;
+    before.paid_ms = None;
+    assert!(
+        world
+            .people
+            .db()
+            .write_plain(move |s| s.order_update(&before, "SUCCESS"))
+            .unwrap()
+    );
+    let mut ledger = world.config.open().unwrap();
+    let reversed = world
+        .orders
+        .reverse(
+            &world.people,
+            &world.engine,
+            ledger.as_mut(),
+            shop,
+            "P1",
+            START_MS + 2_000,
+        )
+        .unwrap();
+    assert_eq!(
+        (reversed.state.as_str(), reversed.refunded_minor),
+        ("REVOKED", 2_500)
+    );
+    assert_eq!(world.balance(wallet_account_id(payer)), 100_000);
+    assert_eq!(world.balance(merchant_account_id(shop.get())), 0);
+    world.conserved();
+}
+
 /// The process stops after a refund's row and before its chain: the refund is `PROCESSING`.
 /// New refunds count it; the recovery pass or the merchant's retry finishes it, moving the
 /// money once; one the ledger refuses is forgotten, its number free again.

@@ -1182,11 +1182,13 @@ impl Orders {
     }
 
     /// Reverses a pay-code order whose outcome the merchant does not know: closes it when
-    /// unpaid, refunds what is left of it when paid; either way it ends `REVOKED`.
+    /// unpaid, refunds what is left of it when paid; either way it ends `REVOKED`. The ledger
+    /// is asked first, so that a payment whose row was never written is refunded too.
     pub fn reverse(
         &self,
         people: &People,
         engine: &Engine,
+        ledger: &mut dyn zhifu_store::Store,
         merchant_id: MerchantId,
         out_trade_no: &str,
         now_ms: i64,
@@ -1195,7 +1197,11 @@ impl Orders {
         if order.kind != OrderKind::PayCode.code() {
             return Err(OrderError::NotReversible);
         }
-        // Refunds cut short are finished first, so that what is left is known.
+        // A payment or refunds cut short are finished first, so that what was paid and what
+        // is left are known: a reversal is asked for exactly when the merchant does not know.
+        if matches!(order.state.as_str(), NOTPAY | USERPAYING | CLOSED) {
+            self.record_ledger_payment(people, ledger, order.id, now_ms)?;
+        }
         for refund in people.db().read(|s| s.refunds_of_order(order.id))? {
             if refund.state == PROCESSING {
                 self.finish_processing_refund(people, engine, &refund, now_ms)?;

@@ -259,10 +259,14 @@ pub async fn reverse(
     Path(out_trade_no): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let now_ms = state.now_ms();
-    let (orders, engine) = (state.orders().clone(), state.engine_shared());
+    let (orders, engine, ledger) = (state.orders().clone(), state.engine_shared(), state.clone());
     let row = state
         .with_people(move |people| {
-            orders.reverse(people, &engine, merchant_id, &out_trade_no, now_ms)
+            // The ledger's reader, for a payment whose row was never written (rare: held for
+            // one reversal).
+            let mut ledger = ledger.reader_blocking();
+            let ledger = ledger.as_mut();
+            orders.reverse(people, &engine, ledger, merchant_id, &out_trade_no, now_ms)
         })
         .await??;
     state.wake_notifier();
