@@ -866,26 +866,7 @@ impl Orders {
                 .write_plain(move |s| s.order_update(&written, NOTPAY))?;
             return Ok(waiting);
         }
-        let payment_key = format!("paycode:{}", order.id);
-        // The code is one factor; no PIN, so one factor in all.
-        match self.pay(
-            people,
-            engine,
-            limits,
-            order.id,
-            payer_id,
-            1,
-            false,
-            &payment_key,
-            now_ms,
-        ) {
-            Ok(order) => Ok(order),
-            Err(e @ (OrderError::NotEnoughBalance | OrderError::Limit(_))) => {
-                self.fail(people, order.id, NOTPAY)?;
-                Err(e)
-            }
-            Err(e) => Err(e),
-        }
+        self.pay_by_code(people, engine, limits, order.id, payer_id, false, now_ms)
     }
 
     /// The consumer confirms a `USERPAYING` order with the PIN (checked by the caller): the
@@ -903,25 +884,43 @@ impl Orders {
         if order.payer_id != Some(payer_id) {
             return Err(OrderError::NotFound);
         }
-        let payment_key = format!("paycode:{}", order.id);
-        match self.pay(
+        self.pay_by_code(people, engine, limits, order.id, payer_id, true, now_ms)
+    }
+
+    /// Pays a pay-code order under its own key (so a retry is the same payment): the code is
+    /// one factor, the PIN, when the consumer confirmed with it, a second. Refused for want of
+    /// balance or allowance, the order fails (`PAYERROR`).
+    #[allow(clippy::too_many_arguments)]
+    fn pay_by_code(
+        &self,
+        people: &People,
+        engine: &Engine,
+        limits: &LimitPolicy,
+        order_id: i64,
+        payer_id: i64,
+        pin_confirmed: bool,
+        now_ms: i64,
+    ) -> Result<OrderRow, OrderError> {
+        let (factors, from) = match pin_confirmed {
+            true => (2, USERPAYING),
+            false => (1, NOTPAY),
+        };
+        let payment_key = format!("paycode:{order_id}");
+        let paid = self.pay(
             people,
             engine,
             limits,
-            order.id,
+            order_id,
             payer_id,
-            2,
-            true,
+            factors,
+            pin_confirmed,
             &payment_key,
             now_ms,
-        ) {
-            Ok(order) => Ok(order),
-            Err(e @ (OrderError::NotEnoughBalance | OrderError::Limit(_))) => {
-                self.fail(people, order.id, USERPAYING)?;
-                Err(e)
-            }
-            Err(e) => Err(e),
+        );
+        if let Err(OrderError::NotEnoughBalance | OrderError::Limit(_)) = &paid {
+            self.fail(people, order_id, from)?;
         }
+        paid
     }
 
     /// Pay-code orders waiting for this payer's PIN.
