@@ -1025,24 +1025,7 @@ impl Orders {
         paid.fee_minor = fee;
         paid.commission_minor = commission;
         paid.paid_ms = Some(now_ms);
-        let (written, event) = (
-            paid.clone(),
-            event(
-                &paid,
-                "TRANSACTION.SUCCESS",
-                &format!("order:{}", paid.id),
-                now_ms,
-            ),
-        );
-        let updated = people.db().write_plain(move |s| {
-            let updated = s.order_update(&written, from_state)?;
-            if updated {
-                s.notification_insert(&event)?;
-            }
-            Ok(updated)
-        })?;
-        // Under the order lock the state cannot have moved since it was read.
-        assert!(updated, "an order changed state under its lock");
+        self.record_paid(people, paid.clone(), from_state, now_ms)?;
         Ok(paid)
     }
 
@@ -1436,7 +1419,20 @@ impl Orders {
         let ledger_ms = main.timestamp_ns / 1_000_000;
         paid.paid_ms = Some(ledger_ms.min(now_ms).max(order.created_ms));
         paid.closed_ms = None;
-        let from = stored_state(&order.state);
+        self.record_paid(people, paid, stored_state(&order.state), now_ms)?;
+        Ok(Some(LedgerPayment { extra_chains }))
+    }
+
+    /// Writes a paid order (from `from`) and its `TRANSACTION.SUCCESS` notification in one
+    /// job. Runs under the order's lock, so the state cannot have moved since it was read; if
+    /// it did, nothing is written and the caller is told.
+    fn record_paid(
+        &self,
+        people: &People,
+        paid: OrderRow,
+        from: &'static str,
+        now_ms: i64,
+    ) -> Result<(), OrderError> {
         let event = event(
             &paid,
             "TRANSACTION.SUCCESS",
@@ -1450,10 +1446,12 @@ impl Orders {
             }
             Ok(updated)
         })?;
-        if !updated {
-            return Err(StoreError::Corrupt("an order changed state under its lock".into()).into());
+        match updated {
+            true => Ok(()),
+            false => {
+                Err(StoreError::Corrupt("an order changed state under its lock".into()).into())
+            }
         }
-        Ok(Some(LedgerPayment { extra_chains }))
     }
 
     /// Finishes a refund left `PROCESSING`: under its order's lock, if it still is.
