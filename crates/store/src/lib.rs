@@ -40,8 +40,8 @@ pub use orders::{
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use wallet::{
-    CardRow, IdentityRow, NewUser, P2pRow, PinRow, RedPacketRow, SessionRow, ShareRow,
-    SqliteWalletStore, UserRow, WalletStore, WithdrawalRow,
+    BalanceSpent, CardRow, IdentityRow, NewUser, P2pRow, PinRow, RedPacketRow, SessionRow,
+    ShareRow, SqliteWalletStore, UserRow, WalletStore, WithdrawalRow,
 };
 pub use wallet_db::{BatchStep, WalletDb};
 

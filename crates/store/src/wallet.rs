@@ -52,6 +52,25 @@ pub struct SessionRow {
 }
 
 /// A person's payment PIN: its keyed hash and the lockout state.
+/// What [`WalletStore::balance_spent`] found.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct BalanceSpent {
+    /// Paid since each of the three instants asked about.
+    pub sums_minor: [u64; 3],
+    /// The earliest expiry of a held transfer or an open red packet among what was counted:
+    /// from then on the sums are smaller without any write.
+    pub first_expiry_ms: Option<i64>,
+}
+
+impl BalanceSpent {
+    fn from_row(sums: [i64; 3], first_expiry_ms: Option<i64>) -> BalanceSpent {
+        BalanceSpent {
+            sums_minor: sums.map(|sum| u64::try_from(sum).unwrap_or(0)),
+            first_expiry_ms,
+        }
+    }
+}
+
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct PinRow {
     pub salt: Vec<u8>,
@@ -249,14 +268,15 @@ pub trait WalletStore: crate::MerchantStore + crate::OrderStore + Send {
     fn red_packet_shares(&mut self, packet_id: &str) -> Result<Vec<ShareRow>, StoreError>;
     /// What the person paid from the balance since each of three instants, the first being
     /// the earliest: transfers accepted or still held at `now_ms`, and red packet
-    /// shares grabbed or still open at `now_ms` (expired ones went back). One statement, so
-    /// that the limit check costs one scan of the person's rows, not one per window.
+    /// shares grabbed or still open at `now_ms` (expired ones went back), merchant payments net
+    /// of refunds. One statement, so that the limit check costs one scan of the person's rows,
+    /// not one per window.
     fn balance_spent(
         &mut self,
         person_id: i64,
         since_ms: [i64; 3],
         now_ms: i64,
-    ) -> Result<[u64; 3], StoreError>;
+    ) -> Result<BalanceSpent, StoreError>;
     /// Gives the share to the grabber; false when someone has it already.
     fn red_packet_claim(
         &mut self,
@@ -802,15 +822,15 @@ impl WalletStore for SqliteWalletStore {
         person_id: i64,
         since_ms: [i64; 3],
         now_ms: i64,
-    ) -> Result<[u64; 3], StoreError> {
-        let sums: [i64; 3] = self
+    ) -> Result<BalanceSpent, StoreError> {
+        let (sums, first_expiry_ms) = self
             .connection
             .prepare_cached(BALANCE_SPENT_SQLITE)?
             .query_row(
                 params![person_id, since_ms[0], since_ms[1], since_ms[2], now_ms],
-                |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?]),
+                |r| Ok(([r.get(0)?, r.get(1)?, r.get(2)?], r.get(3)?)),
             )?;
-        Ok(sums.map(|sum| u64::try_from(sum).unwrap_or(0)))
+        Ok(BalanceSpent::from_row(sums, first_expiry_ms))
     }
 
     fn red_packet_insert(
@@ -1343,7 +1363,7 @@ impl WalletStore for PostgresWalletStore {
         person_id: i64,
         since_ms: [i64; 3],
         now_ms: i64,
-    ) -> Result<[u64; 3], StoreError> {
+    ) -> Result<BalanceSpent, StoreError> {
         let row = self.client.query_one(
             BALANCE_SPENT_POSTGRES,
             &[
@@ -1355,7 +1375,7 @@ impl WalletStore for PostgresWalletStore {
             ],
         )?;
         let sums: [i64; 3] = [row.get(0), row.get(1), row.get(2)];
-        Ok(sums.map(|sum| u64::try_from(sum).unwrap_or(0)))
+        Ok(BalanceSpent::from_row(sums, row.get(3)))
     }
 
     fn red_packet_insert(
@@ -1425,23 +1445,30 @@ impl WalletStore for PostgresWalletStore {
 /// windows' starts, `?5` now.
 const BALANCE_SPENT_SQLITE: &str = "SELECT coalesce(sum(amount_minor), 0), \
      coalesce(sum(CASE WHEN created_ms >= ?3 THEN amount_minor END), 0), \
-     coalesce(sum(CASE WHEN created_ms >= ?4 THEN amount_minor END), 0) FROM ( \
-     SELECT amount_minor, created_ms FROM p2p_transfers WHERE payer_id = ?1 AND created_ms >= ?2 \
+     coalesce(sum(CASE WHEN created_ms >= ?4 THEN amount_minor END), 0), min(expiry_ms) FROM ( \
+     SELECT amount_minor, created_ms, CASE WHEN state = 'held' THEN expires_ms END AS expiry_ms \
+     FROM p2p_transfers WHERE payer_id = ?1 AND created_ms >= ?2 \
      AND (state = 'accepted' OR (state = 'held' AND expires_ms > ?5)) \
-     UNION ALL SELECT s.amount_minor, p.created_ms FROM red_packets p \
+     UNION ALL SELECT s.amount_minor, p.created_ms, \
+     CASE WHEN s.grabber_id IS NULL THEN p.expires_ms END FROM red_packets p \
      JOIN red_packet_shares s ON s.packet_id = p.packet_id \
      WHERE p.sender_id = ?1 AND p.created_ms >= ?2 AND (s.grabber_id IS NOT NULL OR p.expires_ms > ?5) \
-     UNION ALL SELECT amount_minor - refunded_minor, paid_ms FROM merchant_orders WHERE payer_id = ?1 AND paid_ms >= ?2)";
+     UNION ALL SELECT amount_minor - refunded_minor, paid_ms, NULL FROM merchant_orders \
+     WHERE payer_id = ?1 AND paid_ms >= ?2)";
 
 const BALANCE_SPENT_POSTGRES: &str = "SELECT CAST(coalesce(sum(amount_minor), 0) AS BIGINT), \
      CAST(coalesce(sum(CASE WHEN created_ms >= $3 THEN amount_minor END), 0) AS BIGINT), \
-     CAST(coalesce(sum(CASE WHEN created_ms >= $4 THEN amount_minor END), 0) AS BIGINT) FROM ( \
-     SELECT amount_minor, created_ms FROM p2p_transfers WHERE payer_id = $1 AND created_ms >= $2 \
+     CAST(coalesce(sum(CASE WHEN created_ms >= $4 THEN amount_minor END), 0) AS BIGINT), \
+     min(expiry_ms) FROM ( \
+     SELECT amount_minor, created_ms, CASE WHEN state = 'held' THEN expires_ms END AS expiry_ms \
+     FROM p2p_transfers WHERE payer_id = $1 AND created_ms >= $2 \
      AND (state = 'accepted' OR (state = 'held' AND expires_ms > $5)) \
-     UNION ALL SELECT s.amount_minor, p.created_ms FROM red_packets p \
+     UNION ALL SELECT s.amount_minor, p.created_ms, \
+     CASE WHEN s.grabber_id IS NULL THEN p.expires_ms END FROM red_packets p \
      JOIN red_packet_shares s ON s.packet_id = p.packet_id \
      WHERE p.sender_id = $1 AND p.created_ms >= $2 AND (s.grabber_id IS NOT NULL OR p.expires_ms > $5) \
-     UNION ALL SELECT amount_minor - refunded_minor, paid_ms FROM merchant_orders WHERE payer_id = $1 AND paid_ms >= $2) AS spent";
+     UNION ALL SELECT amount_minor - refunded_minor, paid_ms, CAST(NULL AS BIGINT) FROM merchant_orders \
+     WHERE payer_id = $1 AND paid_ms >= $2) AS spent";
 
 const WITHDRAWAL_COLUMNS: &str = "key, user_id, withdrawal_key, card_token, amount_minor, fee_minor, \
      free_minor, started_ms, state";

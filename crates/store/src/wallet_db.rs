@@ -9,10 +9,16 @@
 //! Each write is a job that runs inside the batch's transaction under its own savepoint: a job
 //! that fails is rolled back alone and its caller gets the error; the others commit. A caller
 //! is answered only after the batch is durable.
+//!
+//! Callers may keep what they read in memory (sessions, PIN rows, spending): [`WalletDb::generation`]
+//! tells them when to stop trusting it. Every write moves it on once durable, except the ones
+//! written with [`WalletDb::write_quiet`], whose callers keep their caches true themselves. So
+//! a write that nobody thought about empties every cache: a cache can be slow, never wrong.
 
 use crate::{StoreConfig, StoreError, WalletStore};
+use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 /// How the writer brackets a batch and each job in it.
@@ -34,13 +40,21 @@ const BATCH_JOBS_MAX: usize = 1_024;
 /// What a job gives back once it ran: whether to keep its writes, and how to answer its
 /// caller once the batch's fate is known.
 type Delivery = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-type Job = Box<dyn FnOnce(&mut dyn WalletStore) -> (bool, Delivery) + Send>;
+type Work = Box<dyn FnOnce(&mut dyn WalletStore) -> (bool, Delivery) + Send>;
+
+struct Job {
+    work: Work,
+    /// Written with [`WalletDb::write_quiet`]: the generation stays.
+    quiet: bool,
+}
 
 pub struct WalletDb {
     readers: Vec<Mutex<Box<dyn WalletStore>>>,
     next_reader: AtomicUsize,
     jobs: Option<flume::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
+    /// Moves on after each durable batch that held a write other than a quiet one.
+    generation: Arc<AtomicU64>,
 }
 
 impl WalletDb {
@@ -52,16 +66,25 @@ impl WalletDb {
             .map(|_| config.open_wallet().map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
         let (jobs, queue) = flume::bounded::<Job>(QUEUE_JOBS_MAX);
+        let generation = Arc::new(AtomicU64::new(0));
+        let writer_generation = generation.clone();
         let writer = std::thread::Builder::new()
             .name("zhifu-wallet-writer".into())
-            .spawn(move || write_batches(writer_store, &queue))
+            .spawn(move || write_batches(writer_store, &queue, &writer_generation))
             .map_err(|e| StoreError::Open(format!("cannot start the wallet writer: {e}")))?;
         Ok(WalletDb {
             readers,
             next_reader: AtomicUsize::new(0),
             jobs: Some(jobs),
             writer: Some(writer),
+            generation,
         })
+    }
+
+    /// How many times the records may have changed under a cache. Read it before reading
+    /// what is cached: if it moved on since, the cached copy may be stale.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// Runs `f` on a read connection: it sees every write that was answered before.
@@ -94,8 +117,34 @@ impl WalletDb {
         T: Send + 'static,
         E: Send + 'static,
     {
+        self.submit(false, f)
+    }
+
+    /// Like [`WalletDb::write`], without moving the generation on: only for a write that
+    /// cannot make any cached read wrong, or whose caller updates the caches it affects itself,
+    /// under the lock that every reader filling those caches holds too.
+    pub fn write_quiet<T, E>(
+        &self,
+        f: impl FnOnce(&mut dyn WalletStore) -> Result<Result<T, E>, StoreError> + Send + 'static,
+    ) -> Result<Result<T, E>, StoreError>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        self.submit(true, f)
+    }
+
+    fn submit<T, E>(
+        &self,
+        quiet: bool,
+        f: impl FnOnce(&mut dyn WalletStore) -> Result<Result<T, E>, StoreError> + Send + 'static,
+    ) -> Result<Result<T, E>, StoreError>
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
         let (reply, answer) = flume::bounded(1);
-        let job: Job = Box::new(move |store| {
+        let work: Work = Box::new(move |store| {
             let outcome = f(store);
             let keep = matches!(outcome, Ok(Ok(_)));
             let delivery: Delivery = Box::new(move |committed| {
@@ -106,7 +155,7 @@ impl WalletDb {
         self.jobs
             .as_ref()
             .expect("open until dropped")
-            .send(job)
+            .send(Job { work, quiet })
             .map_err(|_| StoreError::Open("the wallet writer has stopped".into()))?;
         answer.recv().map_err(|_| {
             StoreError::Open("the wallet writer stopped or could not begin a batch".into())
@@ -135,7 +184,11 @@ impl Drop for WalletDb {
     }
 }
 
-fn write_batches(mut store: Box<dyn WalletStore>, queue: &flume::Receiver<Job>) {
+fn write_batches(
+    mut store: Box<dyn WalletStore>,
+    queue: &flume::Receiver<Job>,
+    generation: &AtomicU64,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(BATCH_JOBS_MAX);
     while let Ok(first) = queue.recv() {
         batch.push(first);
@@ -145,10 +198,16 @@ fn write_batches(mut store: Box<dyn WalletStore>, queue: &flume::Receiver<Job>) 
                 Err(_) => break,
             }
         }
+        let all_quiet = batch.iter().all(|job| job.quiet);
         let deliveries = run_batch(store.as_mut(), &mut batch);
         let committed = store.batch_step(BatchStep::Commit);
         if committed.is_err() {
             let _ = store.batch_step(BatchStep::Rollback);
+        }
+        // After the commit, so that a reader who saw the old generation cannot have read the
+        // new records; before the answers, so that a caller who was answered sees it moved.
+        if !all_quiet || committed.is_err() {
+            generation.fetch_add(1, Ordering::SeqCst);
         }
         for delivery in deliveries {
             delivery(clone_outcome(&committed));
@@ -166,7 +225,7 @@ fn run_batch(store: &mut dyn WalletStore, batch: &mut Vec<Job>) -> Vec<Delivery>
         if !began || store.batch_step(BatchStep::JobStart).is_err() {
             continue;
         }
-        let (keep, delivery) = job(store);
+        let (keep, delivery) = (job.work)(store);
         let step = if keep {
             BatchStep::JobKeep
         } else {

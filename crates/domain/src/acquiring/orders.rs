@@ -1000,8 +1000,8 @@ impl Orders {
             fee_minor: fee,
             commission_minor: commission,
         };
-        let _payer_lock = people.lock_person(payer_id);
-        let (class, usage) = people.payer_standing(payer_id, now_ms)?;
+        let payer_lock = people.lock_person(payer_id);
+        let (class, usage) = people.payer_standing(&payer_lock, now_ms)?;
         limits
             .check_balance_payment(class, factors, usage, order.amount_minor)
             .map_err(OrderError::Limit)?;

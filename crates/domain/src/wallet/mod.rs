@@ -3,6 +3,7 @@
 pub mod chart;
 pub mod fees;
 pub mod funding;
+pub(crate) mod hot;
 pub mod identity;
 pub mod limits;
 pub mod p2p;

@@ -158,21 +158,23 @@ pub fn send(
     }
     let transfer_id = derived_transfer_id("p2p", payer_id, key);
     let id_text = transfer_id.get().to_string();
-    let _serial = people.lock_person(payer_id);
-    if let Some(existing) = people.db().read(|s| s.p2p(&id_text))? {
-        return match existing.payee_id == payee_id && existing.amount_minor == amount_minor {
-            true => Ok(existing),
-            false => Err(P2pError::KeyReused),
-        };
-    }
+    let payer = people.lock_person(payer_id);
+    // A retry is told what its first try did, even where the checks would refuse it now
+    // (the first try counts against the limits): the refusal looks for it first.
+    let answer_retry = |refusal: P2pError| -> Result<P2pRow, P2pError> {
+        match people.db().read(|s| s.p2p(&id_text))? {
+            Some(existing) => same_transfer(existing, payee_id, amount_minor),
+            None => Err(refusal),
+        }
+    };
     if !people.class(payee_id)?.can_receive() {
-        return Err(P2pError::Limit(LimitError::RecipientUnverified));
+        return answer_retry(P2pError::Limit(LimitError::RecipientUnverified));
     }
-    let (class, usage) = people.payer_standing(payer_id, now_ms)?;
+    let (class, usage) = people.payer_standing(&payer, now_ms)?;
     // The PIN is one factor.
-    limits
-        .check_balance_payment(class, 1, usage, amount_minor)
-        .map_err(P2pError::Limit)?;
+    if let Err(refusal) = limits.check_balance_payment(class, 1, usage, amount_minor) {
+        return answer_retry(P2pError::Limit(refusal));
+    }
     let hold = NewTransfer {
         id: transfer_id,
         op: TransferOp::Pending {
@@ -185,7 +187,21 @@ pub fn send(
         reference: None,
         linked: false,
     };
-    create_one(engine, hold)?;
+    let codes = engine
+        .create_transfers(vec![hold])
+        .map_err(P2pError::Engine)?;
+    match codes.as_slice() {
+        [TransferCode::Ok] => {}
+        // A retry: its row, or the row that a crash kept the first try from writing.
+        [TransferCode::Exists] => {
+            if let Some(existing) = people.db().read(|s| s.p2p(&id_text))? {
+                return same_transfer(existing, payee_id, amount_minor);
+            }
+        }
+        [TransferCode::ExistsWithDifferentPayload] => return Err(P2pError::KeyReused),
+        [code] => return Err(P2pError::Ledger(*code)),
+        _ => unreachable!("one transfer, one code"),
+    }
     let row = P2pRow {
         transfer_id: id_text,
         payer_id,
@@ -197,8 +213,25 @@ pub fn send(
         state: "held".into(),
     };
     let inserted = row.clone();
-    people.db().write_plain(move |s| s.p2p_insert(&inserted))?;
+    // Quiet: the payer's spending is the one cached read this row changes, and it is counted
+    // in below, under the payer's lock, as payer_standing reads it.
+    people
+        .db()
+        .write_quiet(move |s| {
+            s.p2p_insert(&inserted)
+                .map(Ok::<bool, std::convert::Infallible>)
+        })?
+        .unwrap_or_else(|never| match never {});
+    people.note_spent(&payer, amount_minor, Some(row.expires_ms));
     Ok(row)
+}
+
+/// The transfer an earlier try with the same key made, if it is the same transfer.
+fn same_transfer(existing: P2pRow, payee_id: i64, amount_minor: u64) -> Result<P2pRow, P2pError> {
+    match existing.payee_id == payee_id && existing.amount_minor == amount_minor {
+        true => Ok(existing),
+        false => Err(P2pError::KeyReused),
+    }
 }
 
 /// Submits one transfer between people: done (now or by an earlier try with the same key),

@@ -6,6 +6,7 @@
 //! SHA-256. Errors never say whether a phone is registered when a log-in fails.
 
 use super::fees::{WithdrawalPolicy, WithdrawalQuote};
+use super::hot::{Hot, SessionEntry, Spending};
 use super::identity::{CardNumber, IdNumber, Phone};
 use super::limits::{BalanceUsage, RealNameClass};
 use super::pin::{LockoutPolicy, Pin, PinAttempts, PinError, PinHasher};
@@ -143,6 +144,19 @@ pub struct Person {
     pub phone_masked: String,
 }
 
+/// Held while acting for one person: see [`People::lock_person`]. It knows whose it is, so
+/// what may only be asked under it takes it instead of an id.
+pub struct PersonLock<'a> {
+    user_id: i64,
+    _guard: MutexGuard<'a, ()>,
+}
+
+impl PersonLock<'_> {
+    pub fn user_id(&self) -> i64 {
+        self.user_id
+    }
+}
+
 /// A new session's bearer token (hex) and when it expires. `Debug` hides the token.
 pub struct Session {
     pub token: String,
@@ -171,6 +185,8 @@ pub struct People {
     person_locks: Arc<Vec<Mutex<()>>>,
     /// Striped locks for merchant orders: see [`People::lock_order`].
     order_locks: Arc<Vec<Mutex<()>>>,
+    /// What every payment reads, kept in memory (see [`super::hot`]).
+    hot: Arc<Hot>,
     phone_key: Vec<u8>,
     id_key: Vec<u8>,
     pin_hasher: PinHasher,
@@ -195,6 +211,7 @@ impl People {
             db,
             person_locks: Arc::new((0..PERSON_LOCKS_LEN).map(|_| Mutex::new(())).collect()),
             order_locks: Arc::new((0..PERSON_LOCKS_LEN).map(|_| Mutex::new(())).collect()),
+            hot: Arc::new(Hot::new()),
             phone_key: derive_key(secret, "phone lookup"),
             id_key: derive_key(secret, "id number lookup"),
             pin_hasher: PinHasher::new(&derive_key(secret, "payment pin")),
@@ -218,11 +235,14 @@ impl People {
     /// then moves money (limits, then a ledger transfer, then the row that counts against
     /// the limits). Hold one such lock (or one [`People::lock_packet`]) at a time, never two,
     /// so that they cannot deadlock.
-    pub fn lock_person(&self, user_id: i64) -> MutexGuard<'_, ()> {
+    pub fn lock_person(&self, user_id: i64) -> PersonLock<'_> {
         let index = (user_id.unsigned_abs() % PERSON_LOCKS_LEN as u64) as usize;
-        self.person_locks[index]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        PersonLock {
+            user_id,
+            _guard: self.person_locks[index]
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        }
     }
 
     /// Serialises what is done to one merchant order (pay, close, refund). A separate set of
@@ -297,8 +317,13 @@ impl People {
         let token = hex(&token_bytes);
         let expires_ms = now_ms.saturating_add(self.session_ttl_ms);
         let (hash, user_id) = (token_hash(&token), user.id);
+        // Quiet: a new session cannot make anything cached wrong.
         self.db
-            .write_plain(move |s| s.session_create(&hash, user_id, expires_ms))?;
+            .write_quiet(move |s| {
+                s.session_create(&hash, user_id, expires_ms)
+                    .map(Ok::<(), std::convert::Infallible>)
+            })?
+            .unwrap_or_else(|never| match never {});
         Ok(Session {
             token,
             expires_ms,
@@ -315,22 +340,43 @@ impl People {
             return Err(PeopleError::SessionInvalid);
         }
         let hash = token_hash(token);
-        let user = self.db.read(|s| match s.session(&hash)? {
-            Some(session) if now_ms < session.expires_ms => s.user(session.user_id),
-            _ => Ok(None),
+        let generation = self.db.generation();
+        if let Some(entry) = self.hot.sessions.get(&hash, generation) {
+            return match now_ms < entry.expires_ms {
+                true => Ok(entry.person),
+                false => Err(PeopleError::SessionInvalid),
+            };
+        }
+        let found = self.db.read(|s| match s.session(&hash)? {
+            Some(session) => Ok(s.user(session.user_id)?.map(|user| (session, user))),
+            None => Ok(None),
         })?;
-        let user = user.ok_or(PeopleError::SessionInvalid)?;
-        Ok(Person {
+        let Some((session, user)) = found else {
+            return Err(PeopleError::SessionInvalid);
+        };
+        let person = Person {
             user_id: user.id,
             phone_masked: user.phone_masked,
-        })
+        };
+        let entry = SessionEntry {
+            person: person.clone(),
+            expires_ms: session.expires_ms,
+        };
+        self.hot.sessions.put(hash, generation, entry);
+        match now_ms < session.expires_ms {
+            true => Ok(person),
+            false => Err(PeopleError::SessionInvalid),
+        }
     }
 
     pub fn log_out(&self, token: &str) -> Result<(), PeopleError> {
         let hash = token_hash(token);
+        let forgotten = hash.clone();
         if !is_token_shaped(token) || !self.db.write_plain(move |s| s.session_delete(&hash))? {
             return Err(PeopleError::SessionInvalid);
         }
+        // The write moved the generation on already; this frees the entry at once.
+        self.hot.sessions.forget(&forgotten);
         Ok(())
     }
 
@@ -365,10 +411,18 @@ impl People {
     /// PIN with no failures to clear, only reads.
     pub fn check_pin(&self, user_id: i64, pin_text: &str, now_ms: i64) -> Result<(), PeopleError> {
         let pin = Pin::parse(pin_text).ok();
-        let row = self
-            .db
-            .read(|s| s.pin(user_id))?
-            .ok_or(PeopleError::PinNotSet)?;
+        let generation = self.db.generation();
+        let row = match self.hot.pins.get(&user_id, generation) {
+            Some(row) => row,
+            None => {
+                let row = self
+                    .db
+                    .read(|s| s.pin(user_id))?
+                    .ok_or(PeopleError::PinNotSet)?;
+                self.hot.pins.put(user_id, generation, row.clone());
+                row
+            }
+        };
         let (before, after, right) =
             judge_pin(&row, pin.as_ref(), &self.pin_hasher, &self.lockout, now_ms);
         before.check_unlocked(now_ms).map_err(PeopleError::Pin)?;
@@ -430,7 +484,13 @@ impl People {
 
     /// The person's real-name class.
     pub fn class(&self, user_id: i64) -> Result<RealNameClass, PeopleError> {
-        Ok(class_of(self.db.read(|s| s.identity(user_id))?.as_ref()))
+        let generation = self.db.generation();
+        if let Some(class) = self.hot.classes.get(&user_id, generation) {
+            return Ok(class);
+        }
+        let class = class_of(self.db.read(|s| s.identity(user_id))?.as_ref());
+        self.hot.classes.put(user_id, generation, class);
+        Ok(class)
     }
 
     /// Binds a card after the bank's four-element check; the first card raises the person to
@@ -602,38 +662,70 @@ impl People {
     /// Whose wallet this phone opens, if anyone's.
     pub fn user_id_by_phone(&self, phone: &Phone) -> Result<Option<i64>, PeopleError> {
         let lookup = self.phone_lookup(phone);
-        Ok(self
+        let generation = self.db.generation();
+        if let Some(user_id) = self.hot.users_by_phone.get(&lookup, generation) {
+            return Ok(Some(user_id));
+        }
+        let user_id = self
             .db
             .read(|s| s.user_by_phone(&lookup))?
-            .map(|user| user.id))
+            .map(|user| user.id);
+        // Only who is there: a phone signed up later must not be answered "nobody".
+        if let Some(user_id) = user_id {
+            self.hot.users_by_phone.put(lookup, generation, user_id);
+        }
+        Ok(user_id)
     }
 
     /// The payer as the limits see them: the real-name class, and what they have paid from the
-    /// balance (transfers and red packets that were not given back) since opening, this year
-    /// and today, China Standard Time. One read, as it is on every payment's path.
+    /// balance (transfers, red packets and merchant payments that were not given back) since
+    /// opening, this year and today, China Standard Time. Asked under the payer's lock, which
+    /// every write that adds to what they spent holds too; answered from memory while nothing
+    /// else was written and no counted hold has expired.
     pub fn payer_standing(
         &self,
-        user_id: i64,
+        payer: &PersonLock<'_>,
         now_ms: i64,
     ) -> Result<(RealNameClass, BalanceUsage), PeopleError> {
-        let windows = [
+        let user_id = payer.user_id;
+        let class = self.class(user_id)?;
+        let windows_ms = [
             i64::MIN,
             shanghai_year_start_ms(now_ms),
             shanghai_day_start_ms(now_ms),
         ];
-        let (identity, spent) = self.db.read(|s| {
-            Ok((
-                s.identity(user_id)?,
-                s.balance_spent(user_id, windows, now_ms)?,
-            ))
-        })?;
-        let [since_opening_minor, this_year_minor, today_minor] = spent;
+        let generation = self.db.generation();
+        if let Some(spending) = self.hot.spending.get(&user_id, generation)
+            && spending.holds_at(windows_ms, now_ms)
+        {
+            return Ok((class, spending.usage));
+        }
+        let spent = self
+            .db
+            .read(|s| s.balance_spent(user_id, windows_ms, now_ms))?;
+        let [since_opening_minor, this_year_minor, today_minor] = spent.sums_minor;
         let usage = BalanceUsage {
             since_opening_minor,
             this_year_minor,
             today_minor,
         };
-        Ok((class_of(identity.as_ref()), usage))
+        let spending = Spending {
+            windows_ms,
+            read_ms: now_ms,
+            valid_until_ms: spent.first_expiry_ms.unwrap_or(i64::MAX),
+            usage,
+        };
+        self.hot.spending.put(user_id, generation, spending);
+        Ok((class, usage))
+    }
+
+    /// Counts a payment the payer just made, written with
+    /// [`WalletDb::write_quiet`](zhifu_store::WalletDb::write_quiet), in what
+    /// [`People::payer_standing`] remembers; `expiry_ms` for a hold that goes back by itself.
+    pub fn note_spent(&self, payer: &PersonLock<'_>, amount_minor: u64, expiry_ms: Option<i64>) {
+        self.hot.spending.update(&payer.user_id, |spending| {
+            spending.add(amount_minor, expiry_ms)
+        });
     }
 
     /// How a person may be named to others: the masked phone.

@@ -10,7 +10,7 @@ use super::chart::{CODE_RECEIVE_CODE, wallet_account_id};
 use super::funding::{IdempotencyKey, derived_transfer_id};
 use super::limits::{LimitError, LimitPolicy};
 use super::p2p::{P2pError, TRANSFER_MAX_MINOR, create_one};
-use super::people::{People, PeopleError};
+use super::people::{People, PeopleError, PersonLock};
 use crate::derive_key;
 use crate::time::shanghai_day_start_ms;
 use hmac::{KeyInit, Mac};
@@ -226,14 +226,14 @@ impl ReceiveCodes {
         }
         let transfer_id = derived_transfer_id("receive code", payer_id, key);
         let id_text = transfer_id.get().to_string();
-        let _serial = people.lock_person(payer_id);
+        let payer = people.lock_person(payer_id);
         if let Some(existing) = people.db().read(|s| s.p2p(&id_text))? {
             return match existing.payee_id == payee_id && existing.amount_minor == amount_minor {
                 true => Ok(existing),
                 false => Err(P2pError::KeyReused.into()),
             };
         }
-        self.check_limits(people, limits, payer_id, payee_id, amount_minor, now_ms)?;
+        self.check_limits(people, limits, &payer, payee_id, amount_minor, now_ms)?;
         let payment = NewTransfer {
             id: transfer_id,
             op: TransferOp::Posted {
@@ -273,15 +273,16 @@ impl ReceiveCodes {
         &self,
         people: &People,
         limits: &LimitPolicy,
-        payer_id: i64,
+        payer: &PersonLock<'_>,
         payee_id: i64,
         amount_minor: u64,
         now_ms: i64,
     ) -> Result<(), ReceiveCodeError> {
+        let payer_id = payer.user_id();
         if !people.class(payee_id)?.can_receive() {
             return Err(P2pError::Limit(LimitError::RecipientUnverified).into());
         }
-        let (class, usage) = people.payer_standing(payer_id, now_ms)?;
+        let (class, usage) = people.payer_standing(payer, now_ms)?;
         // The PIN is one factor.
         limits
             .check_balance_payment(class, 1, usage, amount_minor)

@@ -130,7 +130,7 @@ pub fn send(
         RedPacketKind::Normal { .. } => "normal",
         RedPacketKind::Lucky { .. } => "lucky",
     };
-    let _serial = people.lock_person(sender_id);
+    let sender = people.lock_person(sender_id);
     if let Some(existing) = people.db().read(|s| s.red_packet(&id_text))? {
         let same = existing.kind == kind_text
             && existing.total_minor == total_minor
@@ -143,7 +143,7 @@ pub fn send(
     }
     // A packet is a balance payment: it counts towards the sender's limits (the PIN is one
     // factor), checked under the sender's person lock like every other.
-    let (class, usage) = people.payer_standing(sender_id, now_ms)?;
+    let (class, usage) = people.payer_standing(&sender, now_ms)?;
     limits
         .check_balance_payment(class, 1, usage, total_minor)
         .map_err(RedPacketServiceError::Limit)?;

@@ -1045,10 +1045,15 @@ mod p2p {
         );
         // A returned transfer gives its part of the limit back.
         world.resolve(bob, &returned.transfer_id, false).unwrap();
-        world.send(alice, "13912345678", 40_000, "d").unwrap();
+        let kept = world.send(alice, "13912345678", 40_000, "d").unwrap();
         assert_eq!(
             world.send(alice, "13912345678", 1, "e").unwrap_err().code(),
             "LIMIT_CLASS_I_CUMULATIVE"
+        );
+        assert_eq!(
+            world.send(alice, "13912345678", 40_000, "d").unwrap(),
+            kept,
+            "a retry at the limit is told what its first try did"
         );
         // Red packets count against the same limit.
         let now_ms = world.now_ms();
@@ -1066,6 +1071,20 @@ mod p2p {
         )
         .unwrap_err();
         assert_eq!(refused.code(), "LIMIT_CLASS_I_CUMULATIVE");
+        // Nobody accepted: a day later both holds went back, and so did their part of the
+        // limit, although nothing was written meanwhile (spending is kept in memory).
+        world.clock.advance_ms(HOLD_MS as u64 - 1);
+        assert_eq!(
+            world.send(alice, "13912345678", 1, "f").unwrap_err().code(),
+            "LIMIT_CLASS_I_CUMULATIVE",
+            "the holds expire at 24 h, not a millisecond before"
+        );
+        world.clock.advance_ms(1);
+        world.send(alice, "13912345678", 100_000, "g").unwrap();
+        assert_eq!(
+            world.send(alice, "13912345678", 1, "h").unwrap_err().code(),
+            "LIMIT_CLASS_I_CUMULATIVE"
+        );
     }
 
     #[test]

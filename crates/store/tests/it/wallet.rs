@@ -2,7 +2,7 @@
 
 use crate::on_both_stores;
 use crate::support::{Backend, TestStore};
-use zhifu_store::{CardRow, IdentityRow, NewUser, P2pRow, RedPacketRow};
+use zhifu_store::{BalanceSpent, CardRow, IdentityRow, NewUser, P2pRow, RedPacketRow};
 
 on_both_stores!(users_and_sessions);
 
@@ -246,17 +246,25 @@ fn users_and_sessions(backend: Backend) {
     assert!(wallet.p2p_insert(&p2p("t3", 200, 30, "held")).unwrap());
     wallet.p2p_set_state("t2", "accepted").unwrap();
     wallet.p2p_set_state("t3", "returned").unwrap();
+    let spent = |sums_minor, first_expiry_ms| BalanceSpent {
+        sums_minor,
+        first_expiry_ms,
+    };
     assert_eq!(
         wallet.balance_spent(alice, [0, 15, 25], 50).unwrap(),
-        [800, 300, 0],
-        "held and accepted count, returned does not, each window from its start"
+        spent([800, 300, 0], Some(110)),
+        "held and accepted count, returned does not, each window from its start; \
+         the held one stops counting at its expiry"
     );
     assert_eq!(
         wallet.balance_spent(alice, [0, 0, 0], 110).unwrap(),
-        [300; 3],
+        spent([300; 3], None),
         "t1 expired: returned"
     );
-    assert_eq!(wallet.balance_spent(bob, [0, 0, 0], 50).unwrap(), [0; 3]);
+    assert_eq!(
+        wallet.balance_spent(bob, [0, 0, 0], 50).unwrap(),
+        spent([0; 3], None)
+    );
     let listed: Vec<String> = wallet
         .p2p_of(bob, 10)
         .unwrap()
@@ -294,12 +302,12 @@ fn users_and_sessions(backend: Backend) {
     // Alice's transfers (800 still out) were sent at 10..30, after the packet (at 1).
     assert_eq!(
         wallet.balance_spent(alice, [0, 2, 5], 1).unwrap(),
-        [1_400, 800, 800],
-        "open: the whole packet is out"
+        spent([1_400, 800, 800], Some(2)),
+        "open: the whole packet is out until it expires at 2"
     );
     assert_eq!(
         wallet.balance_spent(alice, [0, 2, 5], 2).unwrap(),
-        [900, 800, 800],
+        spent([900, 800, 800], Some(110)),
         "expired: only the grabbed share stays out"
     );
     let shares = wallet.red_packet_shares("p1").unwrap();

@@ -114,7 +114,7 @@ pub async fn log_out(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn bearer_token(headers: &HeaderMap) -> Result<String, ApiError> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<String, ApiError> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())

@@ -1,7 +1,7 @@
 //! Transfers between people: send (held), list, accept, return.
 
 use super::error::ApiError;
-use super::people::session_person;
+use super::people::{bearer_token, session_person};
 use super::time::rfc3339_from_ms;
 use crate::serve::AppState;
 use axum::Json;
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use zhifu_domain::wallet::identity::Phone;
 use zhifu_domain::wallet::limits::LimitPolicy;
 use zhifu_domain::wallet::p2p::{self, P2pError};
+use zhifu_domain::wallet::people::Person;
 use zhifu_store::P2pRow;
 
 /// Transfers in one listing.
@@ -53,10 +54,10 @@ pub async fn send(
         None => p2p::Arrival::Now,
         Some(text) => p2p::Arrival::parse(text).ok_or(ApiError::ArrivalInvalid)?,
     };
-    let person = session_person(&state, &headers).await?;
-    let row = send_flow(
+    let token = bearer_token(&headers)?;
+    let (person, row) = send_flow(
         &state,
-        person.user_id,
+        Payer::Token(token),
         payee_phone,
         request.amount_minor,
         arrival,
@@ -146,33 +147,45 @@ impl From<P2pError> for ApiError {
     }
 }
 
+/// Who pays: a person the edge already knows, or whoever holds a session token (found in
+/// the same trip to the blocking pool as the payment, as payments are the hot path).
+pub enum Payer {
+    Person(Person),
+    Token(String),
+}
+
 /// A transfer as every edge sends it: the PIN, then the transfer with the limits under the
 /// payer's person lock.
 pub async fn send_flow(
     state: &AppState,
-    payer_id: i64,
+    payer: Payer,
     payee_phone: Phone,
     amount_minor: u64,
     arrival: p2p::Arrival,
     pin: String,
     key: zhifu_domain::wallet::funding::IdempotencyKey,
-) -> Result<P2pRow, ApiError> {
+) -> Result<(Person, P2pRow), ApiError> {
     let now_ms = state.now_ms();
     let engine = state.engine_shared();
-    Ok(state
+    state
         .with_people(move |people| {
-            people.check_pin(payer_id, &pin, now_ms)?;
-            p2p::send(
+            let person = match payer {
+                Payer::Person(person) => person,
+                Payer::Token(token) => people.session_person(&token, now_ms)?,
+            };
+            people.check_pin(person.user_id, &pin, now_ms)?;
+            let row = p2p::send(
                 people,
                 &engine,
                 &LimitPolicy::default(),
-                payer_id,
+                person.user_id,
                 &payee_phone,
                 amount_minor,
                 arrival,
                 &key,
                 now_ms,
-            )
+            )?;
+            Ok((person, row))
         })
-        .await??)
+        .await?
 }

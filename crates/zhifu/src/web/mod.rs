@@ -487,7 +487,7 @@ pub async fn transfer(
     let arrival = zhifu_domain::wallet::p2p::Arrival::Now;
     let sent = crate::api::transfers::send_flow(
         &state,
-        person.user_id,
+        crate::api::transfers::Payer::Person(person.clone()),
         payee,
         amount_minor,
         arrival,
