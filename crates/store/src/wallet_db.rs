@@ -172,6 +172,17 @@ impl WalletDb {
                 Ok(value) => value,
             })
     }
+
+    /// [`WalletDb::write_plain`], quietly: see [`WalletDb::write_quiet`] for when that is right.
+    pub fn write_plain_quiet<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn WalletStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.write_quiet(move |store| f(store).map(Ok::<T, std::convert::Infallible>))
+            .map(|outcome| match outcome {
+                Ok(value) => value,
+            })
+    }
 }
 
 impl Drop for WalletDb {

@@ -228,7 +228,8 @@ pub fn record_attempt(
     let delivered_ms = acknowledged.then_some(now_ms);
     people
         .db()
-        .write_plain(move |s| s.notification_attempted(&row, next_ms, delivered_ms))?;
+        // Quiet: nothing kept in memory reads notifications, and every payment makes one.
+        .write_plain_quiet(move |s| s.notification_attempted(&row, next_ms, delivered_ms))?;
     Ok(next_ms)
 }
 

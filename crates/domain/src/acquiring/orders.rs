@@ -37,7 +37,7 @@ use crate::wallet::chart::{
 use crate::wallet::funding::IdempotencyKey;
 use crate::wallet::limits::{LimitError, LimitPolicy};
 use crate::wallet::pay_codes::{PayCodes, RedeemError};
-use crate::wallet::people::{People, PeopleError};
+use crate::wallet::people::{People, PeopleError, PersonLock};
 use hmac::{KeyInit, Mac};
 use sha2::Digest;
 use std::collections::HashSet;
@@ -842,12 +842,18 @@ impl Orders {
         }
         merchants::merchant(people, merchant_id)?;
         let redeemer = format!("merchant:{}", merchant_id.get());
-        let payer_id = pay_codes
-            .redeem(people, auth_code, &redeemer, now_ms)
+        let digest = row.request_digest.clone();
+        // The code is taken and the order recorded with its payer in one write.
+        let (payer_id, order) = pay_codes
+            .redeem_and(people, auth_code, &redeemer, now_ms, move |s, payer_id| {
+                let mut row = row;
+                row.payer_id = Some(payer_id);
+                s.order_insert(&row)
+            })
             .map_err(OrderError::PayCode)?;
-        let mut row = row;
-        row.payer_id = Some(payer_id);
-        let order = self.insert_or_same(people, row)?;
+        if order.request_digest != digest {
+            return Err(OrderError::OutTradeNoReused);
+        }
         if order.payer_id != Some(payer_id) || order.state != NOTPAY {
             return Ok(order);
         }
@@ -1025,7 +1031,7 @@ impl Orders {
         paid.fee_minor = fee;
         paid.commission_minor = commission;
         paid.paid_ms = Some(now_ms);
-        self.record_paid(people, paid.clone(), from_state, now_ms)?;
+        self.record_paid(people, Some(&payer_lock), paid.clone(), from_state, now_ms)?;
         Ok(paid)
     }
 
@@ -1419,33 +1425,48 @@ impl Orders {
         let ledger_ms = main.timestamp_ns / 1_000_000;
         paid.paid_ms = Some(ledger_ms.min(now_ms).max(order.created_ms));
         paid.closed_ms = None;
-        self.record_paid(people, paid, stored_state(&order.state), now_ms)?;
+        self.record_paid(people, None, paid, stored_state(&order.state), now_ms)?;
         Ok(Some(LedgerPayment { extra_chains }))
     }
 
     /// Writes a paid order (from `from`) and its `TRANSACTION.SUCCESS` notification in one
     /// job. Runs under the order's lock, so the state cannot have moved since it was read; if
     /// it did, nothing is written and the caller is told.
+    /// Records a payment and its notification in one write. With the payer's lock held (a
+    /// payment being made), quietly, counting it in what the payer spent; without (a payment
+    /// recovered from the ledger), as a write that empties the caches.
     fn record_paid(
         &self,
         people: &People,
+        payer: Option<&PersonLock<'_>>,
         paid: OrderRow,
         from: &'static str,
         now_ms: i64,
     ) -> Result<(), OrderError> {
+        let amount_minor = paid.amount_minor;
         let event = event(
             &paid,
             "TRANSACTION.SUCCESS",
             &format!("order:{}", paid.id),
             now_ms,
         );
-        let updated = people.db().write_plain(move |s| {
+        let write = move |s: &mut dyn zhifu_store::WalletStore| {
             let updated = s.order_update(&paid, from)?;
             if updated {
                 s.notification_insert(&event)?;
             }
             Ok(updated)
-        })?;
+        };
+        let updated = match payer {
+            Some(payer) => {
+                let updated = people.db().write_plain_quiet(write)?;
+                if updated {
+                    people.note_spent(payer, amount_minor, None);
+                }
+                updated
+            }
+            None => people.db().write_plain(write)?,
+        };
         match updated {
             true => Ok(()),
             false => {

@@ -344,7 +344,8 @@ impl Verifier {
                 .nonces_purged_ms
                 .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok();
-        let fresh = people.db().write_plain(move |s| {
+        // Quiet: nothing kept in memory reads nonces.
+        let fresh = people.db().write_plain_quiet(move |s| {
             if purge {
                 s.merchant_nonces_purge(now_ms - NONCE_MEMORY_MS)?;
             }

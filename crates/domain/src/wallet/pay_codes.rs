@@ -20,6 +20,7 @@ use hmac::{KeyInit, Mac};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use zhifu_store::{StoreError, WalletStore};
 
 /// Digits in a pay code.
 pub const PAY_CODE_LEN: usize = 18;
@@ -198,9 +199,10 @@ impl PayCodes {
         assert_eq!(code.len(), PAY_CODE_LEN);
         let lookup = self.lookup(&code);
         let expires_ms = now_ms + self.policy.ttl_ms;
+        // Quiet: nothing kept in memory reads pay codes.
         people
             .db()
-            .write_plain(move |s| s.pay_code_issue(&lookup, user_id, now_ms, expires_ms))?;
+            .write_plain_quiet(move |s| s.pay_code_issue(&lookup, user_id, now_ms, expires_ms))?;
         Ok(IssuedCode { code, expires_ms })
     }
 
@@ -242,6 +244,23 @@ impl PayCodes {
         redeemer: &str,
         now_ms: i64,
     ) -> Result<i64, RedeemError> {
+        self.redeem_and(people, code, redeemer, now_ms, |_, _| Ok(()))
+            .map(|(payer_id, ())| payer_id)
+    }
+
+    /// Redeems a scanned code like [`PayCodes::redeem`] and records what it pays for with
+    /// `record` (given the payer): for an online code in the same write, so that a payment
+    /// waits for one commit, not two in a row, and the code is spent exactly when its use is
+    /// recorded. Written quietly (see [`zhifu_store::WalletDb::write_quiet`]): `record` must
+    /// not change anything that [`People`] keeps in memory, such as what a payer has spent.
+    pub fn redeem_and<T: Send + 'static>(
+        &self,
+        people: &People,
+        code: &str,
+        redeemer: &str,
+        now_ms: i64,
+        record: impl FnOnce(&mut dyn WalletStore, i64) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<(i64, T), RedeemError> {
         if code.len() != PAY_CODE_LEN || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Err(PayCodeError::Malformed.into());
         }
@@ -250,8 +269,13 @@ impl PayCodes {
         }
         self.check_guesses(redeemer, now_ms)?;
         let result = match code.as_bytes()[2] {
-            b'0'..=b'4' => self.redeem_online(people, code, now_ms),
-            _ => self.redeem_offline(people, code, now_ms),
+            b'0'..=b'4' => self.redeem_online(people, code, now_ms, record),
+            _ => self
+                .redeem_offline(people, code, now_ms)
+                .and_then(|payer_id| {
+                    let recorded = people.db().write_plain(move |s| record(s, payer_id))?;
+                    Ok((payer_id, recorded))
+                }),
         };
         if let Err(RedeemError::Code(PayCodeError::Unknown)) = result {
             self.count_guess(redeemer, now_ms);
@@ -259,17 +283,29 @@ impl PayCodes {
         result
     }
 
-    fn redeem_online(&self, people: &People, code: &str, now_ms: i64) -> Result<i64, RedeemError> {
+    fn redeem_online<T: Send + 'static>(
+        &self,
+        people: &People,
+        code: &str,
+        now_ms: i64,
+        record: impl FnOnce(&mut dyn WalletStore, i64) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<(i64, T), RedeemError> {
         let lookup = self.lookup(code);
-        let row = people
-            .db()
-            .write_plain(move |s| s.pay_code_take(&lookup, now_ms))?
-            .ok_or(PayCodeError::Unknown)?;
-        match row.spent_ms {
-            Some(_) => Err(PayCodeError::Spent.into()),
-            None if now_ms >= row.expires_ms => Err(PayCodeError::Expired.into()),
-            None => Ok(row.user_id),
-        }
+        // Kept whatever it finds: a code used too late is spent by that failed use too.
+        let taken = people.db().write_quiet(move |s| {
+            let Some(row) = s.pay_code_take(&lookup, now_ms)? else {
+                return Ok(Ok::<_, std::convert::Infallible>(Err(
+                    PayCodeError::Unknown,
+                )));
+            };
+            Ok(Ok(match row.spent_ms {
+                Some(_) => Err(PayCodeError::Spent),
+                None if now_ms >= row.expires_ms => Err(PayCodeError::Expired),
+                None => Ok((row.user_id, record(s, row.user_id)?)),
+            }))
+        })?;
+        let taken = taken.unwrap_or_else(|never| match never {});
+        Ok(taken?)
     }
 
     fn redeem_offline(&self, people: &People, code: &str, now_ms: i64) -> Result<i64, RedeemError> {
