@@ -429,6 +429,72 @@ fn a_payment_cut_short_by_a_crash_is_recorded_from_the_ledger_once() {
     world.conserved();
 }
 
+#[test]
+fn an_order_whose_payment_could_not_be_recorded_is_paid_by_nobody_else() {
+    let world = World::new();
+    let shop = world.merchant("Noodle bar", None);
+    let first = world.payer("13800000001", 100_000);
+    let second = world.payer("13800000002", 100_000);
+    let order = world.native(shop, "order-1", 12_345);
+    // The wallet store refuses to mark the order paid (a failing disk, say) after the ledger
+    // moved the money, and the process goes on.
+    let wallet = rusqlite::Connection::open(world._directory.path().join("wallet.sqlite")).unwrap();
+    wallet
+        .execute_batch(
+            "CREATE TRIGGER refuse_paid BEFORE UPDATE ON merchant_orders \
+             WHEN NEW.state = 'SUCCESS' BEGIN SELECT RAISE(ABORT, 'disk trouble'); END;",
+        )
+        .unwrap();
+    assert!(world.pay(first, &order, "pay-1", START_MS + 1_000).is_err());
+    assert_eq!(world.balance(wallet_account_id(first)), 100_000 - 12_345);
+    let stored = world.orders.order(&world.people, order.id).unwrap();
+    assert_eq!(stored.state, "NOTPAY", "the money moved, the row did not");
+    for (payer, key) in [(second, "pay-2"), (first, "pay-3"), (first, "pay-1")] {
+        assert!(
+            matches!(
+                world.pay(payer, &order, key, START_MS + 2_000),
+                Err(OrderError::PaymentUnrecorded)
+            ),
+            "nobody pays it again meanwhile: {key}"
+        );
+    }
+    let pass = |now_ms: i64| {
+        let mut ledger = world.config.open().unwrap();
+        recovery::pass(
+            &world.orders,
+            &world.people,
+            &world.engine,
+            ledger.as_mut(),
+            START_MS..i64::MAX,
+            recovery::PASS_ORDERS_MAX,
+            now_ms,
+            now_ms,
+        )
+        .unwrap()
+    };
+    assert_eq!(pass(START_MS + 3_000).payments_recorded, 0, "still failing");
+    assert!(matches!(
+        world.pay(second, &order, "pay-4", START_MS + 3_000),
+        Err(OrderError::PaymentUnrecorded)
+    ));
+    wallet.execute_batch("DROP TRIGGER refuse_paid").unwrap();
+    assert_eq!(pass(START_MS + 4_000).payments_recorded, 1);
+    let recorded = world.orders.order(&world.people, order.id).unwrap();
+    assert_eq!(
+        (recorded.state.as_str(), recorded.payer_id),
+        ("SUCCESS", Some(first))
+    );
+    assert!(matches!(
+        world.pay(second, &order, "pay-5", START_MS + 5_000),
+        Err(OrderError::OrderPaid)
+    ));
+    assert_eq!(pass(START_MS + 6_000).payments_recorded, 0, "once");
+    assert_eq!(world.balance(wallet_account_id(first)), 100_000 - 12_345);
+    assert_eq!(world.balance(wallet_account_id(second)), 100_000);
+    assert_eq!(world.balance(merchant_account_id(shop.get())), 12_345 - 74);
+    world.conserved();
+}
+
 /// A counter for the draws a test does not care about (a pay code's digits).
 struct Counting(u64);
 

@@ -169,6 +169,9 @@ pub enum OrderError {
     OrderClosed,
     /// Paid already: it cannot be paid again, nor closed.
     OrderPaid,
+    /// Its payment reached the ledger but could not be recorded on the order yet; until the
+    /// reconciler records it, nobody else may pay it.
+    PaymentUnrecorded,
     /// A refund or reversal of an order that was not paid.
     OrderNotPaid,
     /// Reversal is for pay-code orders.
@@ -212,6 +215,7 @@ impl OrderError {
             OrderError::NotFound => "ORDER_NOT_FOUND",
             OrderError::OrderClosed => "ORDER_CLOSED",
             OrderError::OrderPaid => "ORDER_PAID",
+            OrderError::PaymentUnrecorded => "ORDER_PAYMENT_UNRECORDED",
             OrderError::OrderNotPaid => "ORDER_NOT_PAID",
             OrderError::NotReversible => "ORDER_NOT_REVERSIBLE",
             OrderError::CodeUnreadable { code, .. } => code,
@@ -262,6 +266,9 @@ impl fmt::Display for OrderError {
                 f.write_str("the order is closed, revoked, failed or expired and cannot be paid")
             }
             OrderError::OrderPaid => f.write_str("the order is paid already"),
+            OrderError::PaymentUnrecorded => f.write_str(
+                "the order's payment is being recorded; ask for the order again in a minute",
+            ),
             OrderError::OrderNotPaid => f.write_str("the order has not been paid"),
             OrderError::NotReversible => f.write_str("only pay-code orders can be reversed"),
             OrderError::CodeUnreadable { message, .. } => {
@@ -407,6 +414,11 @@ pub struct Orders {
     policy: OrderPolicy,
     /// Merchants whose ledger accounts this process has opened.
     opened: Arc<Mutex<HashSet<i64>>>,
+    /// Orders whose payment chain committed while their row's write failed (the wallet store
+    /// erring, the process going on): refused to every payer until
+    /// [`recovery::pass`](super::recovery::pass) records the payment from the ledger. Without
+    /// this, a second payer could pay such an order again.
+    paid_unrecorded: Arc<Mutex<HashSet<i64>>>,
 }
 
 /// A payment found in the ledger and recorded on its order.
@@ -467,6 +479,7 @@ impl Orders {
             key: derive_key(secret, "merchant orders"),
             policy,
             opened: Arc::default(),
+            paid_unrecorded: Arc::default(),
         }
     }
 
@@ -972,6 +985,9 @@ impl Orders {
         now_ms: i64,
     ) -> Result<OrderRow, OrderError> {
         let _order_lock = people.lock_order(order_id);
+        if self.unrecorded().contains(&order_id) {
+            return Err(OrderError::PaymentUnrecorded);
+        }
         let order = self.order(people, order_id)?;
         let from_state = match order.state.as_str() {
             SUCCESS | REFUND if order.payer_id == Some(payer_id) => return Ok(order),
@@ -1031,7 +1047,14 @@ impl Orders {
         paid.fee_minor = fee;
         paid.commission_minor = commission;
         paid.paid_ms = Some(now_ms);
-        self.record_paid(people, Some(&payer_lock), paid.clone(), from_state, now_ms)?;
+        // The money moved: if its record cannot be written now, nobody may pay the order again
+        // until the reconciler has written it from the ledger.
+        if let Err(e) =
+            self.record_paid(people, Some(&payer_lock), paid.clone(), from_state, now_ms)
+        {
+            self.unrecorded().insert(order_id);
+            return Err(e);
+        }
         Ok(paid)
     }
 
@@ -1432,6 +1455,36 @@ impl Orders {
     /// Writes a paid order (from `from`) and its `TRANSACTION.SUCCESS` notification in one
     /// job. Runs under the order's lock, so the state cannot have moved since it was read; if
     /// it did, nothing is written and the caller is told.
+    /// The orders paid in the ledger whose rows are still to be written.
+    fn unrecorded(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.paid_unrecorded
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records, from the ledger, the payments that reached it while their rows could not be
+    /// written; an order is let go once its row says it is no longer unpaid. Returns how many
+    /// were recorded and how many could not be looked at.
+    pub(crate) fn record_unrecorded(
+        &self,
+        people: &People,
+        ledger: &mut dyn zhifu_store::Store,
+        now_ms: i64,
+    ) -> (u32, u32) {
+        let waiting: Vec<i64> = self.unrecorded().iter().copied().collect();
+        let (mut recorded, mut failed) = (0, 0);
+        for order_id in waiting {
+            match self.record_ledger_payment(people, ledger, order_id, now_ms) {
+                Ok(found) => {
+                    recorded += u32::from(found.is_some());
+                    self.unrecorded().remove(&order_id);
+                }
+                Err(_) => failed += 1,
+            }
+        }
+        (recorded, failed)
+    }
+
     /// Records a payment and its notification in one write. With the payer's lock held (a
     /// payment being made), quietly, counting it in what the payer spent; without (a payment
     /// recovered from the ledger), as a write that empties the caches.

@@ -86,6 +86,9 @@ pub fn pass(
     now_ms: i64,
 ) -> Result<Pass, OrderError> {
     let mut done = Pass::default();
+    let (recorded, failed) = orders.record_unrecorded(people, ledger, now_ms);
+    done.payments_recorded += recorded;
+    done.orders_failed += failed;
     record_payments(
         orders, people, ledger, expiring, orders_max, now_ms, &mut done,
     )?;

@@ -304,6 +304,7 @@ fn order_status(error: &OrderError) -> (StatusCode, &'static str) {
         | OrderError::KeyReused
         | OrderError::OrderClosed
         | OrderError::OrderPaid
+        | OrderError::PaymentUnrecorded
         | OrderError::OrderNotPaid
         | OrderError::NotReversible
         | OrderError::NotEnoughBalance
