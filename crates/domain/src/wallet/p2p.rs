@@ -350,9 +350,14 @@ fn void_or_post(
 
 fn set_state(people: &People, transfer_id: &str, state: &'static str) -> Result<(), P2pError> {
     let transfer_id = transfer_id.to_owned();
-    Ok(people
-        .db()
-        .write_plain(move |s| s.p2p_set_state(&transfer_id, state))?)
+    let write = move |s: &mut dyn zhifu_store::WalletStore| s.p2p_set_state(&transfer_id, state);
+    Ok(match state {
+        // Quiet: a held transfer counts against the payer's limits until it expires, an
+        // accepted one for good, so accepting changes no sum before the expiry at which a
+        // cached one is read again anyway. Returning or cancelling gives the allowance back.
+        "accepted" => people.db().write_plain_quiet(write)?,
+        _ => people.db().write_plain(write)?,
+    })
 }
 
 /// What a listing shows: a delayed transfer before it arrives is scheduled; a held one past
