@@ -273,6 +273,12 @@ pub fn resolve(
     if now_ms < row.arrives_ms {
         return Err(P2pError::NotYetArrived);
     }
+    // Past its time it is shown as returned and counts no more against the payer's limits,
+    // even in the moment before the ledger's own expiry voids it: it goes back now.
+    if accept && now_ms >= row.expires_ms {
+        void_or_post(people, engine, row, transfer_id, false, "returned")?;
+        return Err(P2pError::NotHeld);
+    }
     void_or_post(people, engine, row, transfer_id, accept, target)
 }
 
@@ -350,14 +356,12 @@ fn void_or_post(
 
 fn set_state(people: &People, transfer_id: &str, state: &'static str) -> Result<(), P2pError> {
     let transfer_id = transfer_id.to_owned();
-    let write = move |s: &mut dyn zhifu_store::WalletStore| s.p2p_set_state(&transfer_id, state);
-    Ok(match state {
-        // Quiet: a held transfer counts against the payer's limits until it expires, an
-        // accepted one for good, so accepting changes no sum before the expiry at which a
-        // cached one is read again anyway. Returning or cancelling gives the allowance back.
-        "accepted" => people.db().write_plain_quiet(write)?,
-        _ => people.db().write_plain(write)?,
-    })
+    // Not quiet, accepting included: an accepted transfer counts for good where a held one
+    // stopped counting at its expiry, and a spending sum read just after that expiry, before
+    // this write, must not be trusted afterwards.
+    Ok(people
+        .db()
+        .write_plain(move |s| s.p2p_set_state(&transfer_id, state))?)
 }
 
 /// What a listing shows: a delayed transfer before it arrives is scheduled; a held one past
