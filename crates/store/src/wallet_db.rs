@@ -167,10 +167,7 @@ impl WalletDb {
         &self,
         f: impl FnOnce(&mut dyn WalletStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.write(move |store| f(store).map(Ok::<T, std::convert::Infallible>))
-            .map(|outcome| match outcome {
-                Ok(value) => value,
-            })
+        self.submit_plain(false, f)
     }
 
     /// [`WalletDb::write_plain`], quietly: see [`WalletDb::write_quiet`] for when that is right.
@@ -178,10 +175,20 @@ impl WalletDb {
         &self,
         f: impl FnOnce(&mut dyn WalletStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.write_quiet(move |store| f(store).map(Ok::<T, std::convert::Infallible>))
-            .map(|outcome| match outcome {
-                Ok(value) => value,
-            })
+        self.submit_plain(true, f)
+    }
+
+    fn submit_plain<T: Send + 'static>(
+        &self,
+        quiet: bool,
+        f: impl FnOnce(&mut dyn WalletStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.submit(quiet, move |store| {
+            f(store).map(Ok::<T, std::convert::Infallible>)
+        })
+        .map(|outcome| match outcome {
+            Ok(value) => value,
+        })
     }
 }
 

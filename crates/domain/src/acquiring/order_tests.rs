@@ -148,6 +148,28 @@ impl World {
         )
     }
 
+    /// A recovery pass, on a ledger connection of its own as the reconciler's.
+    fn recovery_pass(
+        &self,
+        expiring: std::ops::Range<i64>,
+        orders_max: usize,
+        refunds_created_ms_max: i64,
+        now_ms: i64,
+    ) -> recovery::Pass {
+        let mut ledger = self.config.open().unwrap();
+        recovery::pass(
+            &self.orders,
+            &self.people,
+            &self.engine,
+            ledger.as_mut(),
+            expiring,
+            orders_max,
+            refunds_created_ms_max,
+            now_ms,
+        )
+        .unwrap()
+    }
+
     fn refund(
         &self,
         merchant: MerchantId,
@@ -368,32 +390,11 @@ fn a_payment_cut_short_by_a_crash_is_recorded_from_the_ledger_once() {
             .unwrap()
     );
     let pass = |now_ms: i64| {
-        let mut ledger = world.config.open().unwrap();
-        recovery::pass(
-            &world.orders,
-            &world.people,
-            &world.engine,
-            ledger.as_mut(),
-            START_MS - recovery::STARTUP_LOOKBACK_MS..i64::MAX,
-            recovery::PASS_ORDERS_MAX,
-            now_ms,
-            now_ms,
-        )
-        .unwrap()
+        let lookback = START_MS - recovery::STARTUP_LOOKBACK_MS..i64::MAX;
+        world.recovery_pass(lookback, recovery::PASS_ORDERS_MAX, now_ms, now_ms)
     };
     // A pass that stops at its limit says where to resume.
-    let mut ledger = world.config.open().unwrap();
-    let capped = recovery::pass(
-        &world.orders,
-        &world.people,
-        &world.engine,
-        ledger.as_mut(),
-        START_MS..i64::MAX,
-        0,
-        START_MS,
-        START_MS + 5_000,
-    )
-    .unwrap();
+    let capped = world.recovery_pass(START_MS..i64::MAX, 0, START_MS, START_MS + 5_000);
     assert_eq!(capped.orders_resume_ms, Some(order.expires_ms));
     assert!(!capped.orders_done());
     let first = pass(START_MS + 5_000);
@@ -459,18 +460,12 @@ fn an_order_whose_payment_could_not_be_recorded_is_paid_by_nobody_else() {
         );
     }
     let pass = |now_ms: i64| {
-        let mut ledger = world.config.open().unwrap();
-        recovery::pass(
-            &world.orders,
-            &world.people,
-            &world.engine,
-            ledger.as_mut(),
+        world.recovery_pass(
             START_MS..i64::MAX,
             recovery::PASS_ORDERS_MAX,
             now_ms,
             now_ms,
         )
-        .unwrap()
     };
     assert_eq!(pass(START_MS + 3_000).payments_recorded, 0, "still failing");
     assert!(matches!(
@@ -611,18 +606,12 @@ fn a_refund_cut_short_is_finished_once_or_forgotten_when_the_ledger_refuses_it()
         world.refund(shop, &order, "r-2", 6_001),
         Err(OrderError::RefundExceedsPaid { left_minor: 6_000 })
     ));
-    let mut ledger = world.config.open().unwrap();
-    let pass = recovery::pass(
-        &world.orders,
-        &world.people,
-        &world.engine,
-        ledger.as_mut(),
+    let pass = world.recovery_pass(
         0..0,
         recovery::PASS_ORDERS_MAX,
         START_MS + 10_000,
         START_MS + 20_000,
-    )
-    .unwrap();
+    );
     assert_eq!(pass.refunds_finished, 1);
     let after_one = (
         world.balance(wallet_account_id(payer)),

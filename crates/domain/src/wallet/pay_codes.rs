@@ -292,19 +292,16 @@ impl PayCodes {
     ) -> Result<(i64, T), RedeemError> {
         let lookup = self.lookup(code);
         // Kept whatever it finds: a code used too late is spent by that failed use too.
-        let taken = people.db().write_quiet(move |s| {
+        let taken = people.db().write_plain_quiet(move |s| {
             let Some(row) = s.pay_code_take(&lookup, now_ms)? else {
-                return Ok(Ok::<_, std::convert::Infallible>(Err(
-                    PayCodeError::Unknown,
-                )));
+                return Ok(Err(PayCodeError::Unknown));
             };
-            Ok(Ok(match row.spent_ms {
+            Ok(match row.spent_ms {
                 Some(_) => Err(PayCodeError::Spent),
                 None if now_ms >= row.expires_ms => Err(PayCodeError::Expired),
                 None => Ok((row.user_id, record(s, row.user_id)?)),
-            }))
+            })
         })?;
-        let taken = taken.unwrap_or_else(|never| match never {});
         Ok(taken?)
     }
 

@@ -319,11 +319,7 @@ impl People {
         let (hash, user_id) = (token_hash(&token), user.id);
         // Quiet: a new session cannot make anything cached wrong.
         self.db
-            .write_quiet(move |s| {
-                s.session_create(&hash, user_id, expires_ms)
-                    .map(Ok::<(), std::convert::Infallible>)
-            })?
-            .unwrap_or_else(|never| match never {});
+            .write_plain_quiet(move |s| s.session_create(&hash, user_id, expires_ms))?;
         Ok(Session {
             token,
             expires_ms,
@@ -339,34 +335,33 @@ impl People {
         if !is_token_shaped(token) {
             return Err(PeopleError::SessionInvalid);
         }
-        let hash = token_hash(token);
+        let entry = self.session_entry(token_hash(token))?;
+        match now_ms < entry.expires_ms {
+            true => Ok(entry.person),
+            false => Err(PeopleError::SessionInvalid),
+        }
+    }
+
+    /// The session under this token hash, expired or not: from memory, else read and kept.
+    fn session_entry(&self, hash: Vec<u8>) -> Result<SessionEntry, PeopleError> {
         let generation = self.db.generation();
         if let Some(entry) = self.hot.sessions.get(&hash, generation) {
-            return match now_ms < entry.expires_ms {
-                true => Ok(entry.person),
-                false => Err(PeopleError::SessionInvalid),
-            };
+            return Ok(entry);
         }
         let found = self.db.read(|s| match s.session(&hash)? {
             Some(session) => Ok(s.user(session.user_id)?.map(|user| (session, user))),
             None => Ok(None),
         })?;
-        let Some((session, user)) = found else {
-            return Err(PeopleError::SessionInvalid);
-        };
-        let person = Person {
-            user_id: user.id,
-            phone_masked: user.phone_masked,
-        };
+        let (session, user) = found.ok_or(PeopleError::SessionInvalid)?;
         let entry = SessionEntry {
-            person: person.clone(),
+            person: Person {
+                user_id: user.id,
+                phone_masked: user.phone_masked,
+            },
             expires_ms: session.expires_ms,
         };
-        self.hot.sessions.put(hash, generation, entry);
-        match now_ms < session.expires_ms {
-            true => Ok(person),
-            false => Err(PeopleError::SessionInvalid),
-        }
+        self.hot.sessions.put(hash, generation, entry.clone());
+        Ok(entry)
     }
 
     pub fn log_out(&self, token: &str) -> Result<(), PeopleError> {
