@@ -89,13 +89,16 @@ async fn measure(args: &Args, address: &str) -> anyhow::Result<serde_json::Value
     })
     .await?;
     eprintln!("bench api: ceiling {:.0}/s", ceiling.rate_per_s);
-    let pay = payment_request(people.clone(), run_salt);
-    let max = run_phase(address, args.connections, phase, None, pay.clone()).await?;
+    let pay = payment_request(people.clone(), format!("b{run_salt}-max"));
+    let max = run_phase(address, args.connections, phase, None, pay).await?;
     eprintln!(
         "bench api: payments {:.0}/s ({} refused)",
         max.rate_per_s, max.failures
     );
     let paced_rate = (max.rate_per_s * 0.8).max(1.0);
+    // New keys: the same keys again would be answered as retries of the first phase's
+    // payments, and would measure those instead of payments.
+    let pay = payment_request(people.clone(), format!("b{run_salt}-paced"));
     let paced = run_phase(address, args.connections, phase, Some(paced_rate), pay).await?;
     eprintln!(
         "bench api: at {:.0}/s: p50 {:.2} ms, p99 {:.2} ms",
@@ -127,10 +130,11 @@ pub(crate) fn round2(value: f64) -> f64 {
 }
 
 /// A payment from one of the connection's own people (so that no two connections wait for
-/// the same payer's lock) to anyone else.
+/// the same payer's lock) to anyone else, under an idempotency key that starts with
+/// `key_prefix`, unique to the phase.
 fn payment_request(
     people: Arc<Vec<Person>>,
-    run_salt: u32,
+    key_prefix: String,
 ) -> impl Fn(u64, u64, u64) -> Request + Clone {
     move |connection, connections, sequence| {
         let own = people.len() as u64 / connections;
@@ -144,7 +148,7 @@ fn payment_request(
             method: "POST",
             path: "/api/v1/transfers",
             token: Some(people[payer].token.clone()),
-            key: Some(format!("b{run_salt}-{connection}-{sequence}")),
+            key: Some(format!("{key_prefix}-{connection}-{sequence}")),
             authorization: None,
             body,
         }
