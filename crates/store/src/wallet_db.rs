@@ -18,8 +18,9 @@
 use crate::{StoreConfig, StoreError, WalletStore};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// How the writer brackets a batch and each job in it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -36,6 +37,10 @@ pub enum BatchStep {
 const QUEUE_JOBS_MAX: usize = 16_384;
 /// Jobs in one transaction.
 const BATCH_JOBS_MAX: usize = 1_024;
+/// How often the log keeper checkpoints: a few milliseconds of commits each time.
+const LOG_KEEPING_INTERVAL_MS: u64 = 10;
+/// How long it rests after a failed checkpoint.
+const LOG_KEEPING_RETRY_MS: u64 = 1_000;
 
 /// What a job gives back once it ran: whether to keep its writes, and how to answer its
 /// caller once the batch's fate is known.
@@ -53,6 +58,8 @@ pub struct WalletDb {
     next_reader: AtomicUsize,
     jobs: Option<flume::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
+    log_keeper: Option<JoinHandle<()>>,
+    stopping: Arc<AtomicBool>,
     /// Moves on after each durable batch that held a write other than a quiet one.
     generation: Arc<AtomicU64>,
 }
@@ -72,11 +79,29 @@ impl WalletDb {
             .name("zhifu-wallet-writer".into())
             .spawn(move || write_batches(writer_store, &queue, &writer_generation))
             .map_err(|e| StoreError::Open(format!("cannot start the wallet writer: {e}")))?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        // PostgreSQL checkpoints by itself, in its own processes.
+        let log_keeper = match config {
+            StoreConfig::Sqlite { .. } => {
+                let keeper_store = config.open_wallet()?;
+                let keeper_stopping = stopping.clone();
+                let keeper = std::thread::Builder::new()
+                    .name("zhifu-wallet-log".into())
+                    .spawn(move || keep_log(keeper_store, &keeper_stopping))
+                    .map_err(|e| {
+                        StoreError::Open(format!("cannot start the wallet log keeper: {e}"))
+                    })?;
+                Some(keeper)
+            }
+            StoreConfig::Postgres { .. } => None,
+        };
         Ok(WalletDb {
             readers,
             next_reader: AtomicUsize::new(0),
             jobs: Some(jobs),
             writer: Some(writer),
+            log_keeper,
+            stopping,
             generation,
         })
     }
@@ -199,6 +224,26 @@ impl Drop for WalletDb {
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
+        self.stopping.store(true, Ordering::Relaxed);
+        if let Some(keeper) = self.log_keeper.take() {
+            let _ = keeper.join();
+        }
+    }
+}
+
+/// Checkpoints the wallet's log every few milliseconds until the store stops, so that each
+/// checkpoint (and its fsync) is small and none of them runs inside a commit that callers
+/// wait for.
+fn keep_log(mut store: Box<dyn WalletStore>, stopping: &AtomicBool) {
+    while !stopping.load(Ordering::Relaxed) {
+        let rest_ms = match store.keep_log() {
+            Ok(()) => LOG_KEEPING_INTERVAL_MS,
+            Err(e) => {
+                eprintln!("zhifu-wallet: checkpoint failed, retrying: {e}");
+                LOG_KEEPING_RETRY_MS
+            }
+        };
+        std::thread::sleep(Duration::from_millis(rest_ms));
     }
 }
 
