@@ -330,9 +330,10 @@ impl SqliteWalletStore {
         connection.busy_timeout(std::time::Duration::from_secs(5))?;
         connection.execute_batch(
             // mmap: readers see the writer's pages without copying them in again after each
-            // commit, which would otherwise empty their page caches.
+            // commit, which would otherwise empty their page caches. temp_store: the writer's
+            // savepoint journals (one savepoint per job) stay in memory, not in temp files.
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-             PRAGMA mmap_size = 268435456;",
+             PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY;",
         )?;
         // The log keeper (WalletDb) checkpoints every few milliseconds; a commit checkpoints
         // by itself only if the keeper falls this far behind. SQLite's default (1,000 pages)
