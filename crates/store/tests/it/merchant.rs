@@ -3,7 +3,9 @@
 
 use crate::on_both_stores;
 use crate::support::{Backend, TestStore};
-use zhifu_store::{MerchantKeyRow, NewMerchant, OrderRow, RefundRow, WalletDb, WalletStore};
+use zhifu_store::{
+    MerchantKeyRow, NewMerchant, OrderRow, RefundRow, StoreConfig, WalletDb, WalletStore,
+};
 
 on_both_stores!(
     merchants_and_sub_merchants,
@@ -321,4 +323,38 @@ fn unpaid_orders_and_refunds_in_flight_are_found_for_recovery(backend: Backend) 
         (again.created_ms, again.state.as_str()),
         (7_000, "PROCESSING")
     );
+}
+
+/// On SQLite the wallet's WAL is copied back into its file by the log keeper, between
+/// commits: a commit itself checkpoints only past 65,536 pages, so without the keeper the
+/// file would not grow at all here.
+#[test]
+fn the_wallet_log_is_copied_back_by_the_keeper_not_by_commits() {
+    let store = TestStore::new(Backend::Sqlite);
+    let StoreConfig::Sqlite { path } = &store.config else {
+        unreachable!("an SQLite store")
+    };
+    let file = path.with_file_name("wallet.sqlite");
+    let db = WalletDb::open(&store.config, 1).expect("open the wallet db");
+    let shop = db
+        .write_plain(|s| s.merchant_insert(&merchant("Corner shop", "merchant", None)))
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let size_before = std::fs::metadata(&file).unwrap().len();
+    // About 80 KiB of rows, each in a commit of its own.
+    for i in 0..400 {
+        let nonce = format!("{i:0>200}");
+        let recorded = db
+            .write_plain(move |s| s.merchant_nonce_record(shop, &nonce, i))
+            .unwrap();
+        assert!(recorded);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::metadata(&file).unwrap().len() < size_before + 64 * 1024 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rows never reached the database file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
