@@ -18,7 +18,7 @@
 use crate::{StoreConfig, StoreError, WalletStore};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -59,7 +59,8 @@ pub struct WalletDb {
     jobs: Option<flume::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
     log_keeper: Option<JoinHandle<()>>,
-    stopping: Arc<AtomicBool>,
+    /// Dropped to stop the log keeper.
+    keeper_stop: Option<flume::Sender<()>>,
     /// Moves on after each durable batch that held a write other than a quiet one.
     generation: Arc<AtomicU64>,
 }
@@ -72,6 +73,11 @@ impl WalletDb {
         let readers = (0..readers_len)
             .map(|_| config.open_wallet().map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
+        // PostgreSQL checkpoints by itself, in its own processes.
+        let keeper_store = match config {
+            StoreConfig::Sqlite { .. } => Some(config.open_wallet()?),
+            StoreConfig::Postgres { .. } => None,
+        };
         let (jobs, queue) = flume::bounded::<Job>(QUEUE_JOBS_MAX);
         let generation = Arc::new(AtomicU64::new(0));
         let writer_generation = generation.clone();
@@ -79,21 +85,18 @@ impl WalletDb {
             .name("zhifu-wallet-writer".into())
             .spawn(move || write_batches(writer_store, &queue, &writer_generation))
             .map_err(|e| StoreError::Open(format!("cannot start the wallet writer: {e}")))?;
-        let stopping = Arc::new(AtomicBool::new(false));
-        // PostgreSQL checkpoints by itself, in its own processes.
-        let log_keeper = match config {
-            StoreConfig::Sqlite { .. } => {
-                let keeper_store = config.open_wallet()?;
-                let keeper_stopping = stopping.clone();
-                let keeper = std::thread::Builder::new()
+        // Dropping the sender stops the keeper at once, even in the middle of a rest.
+        let (keeper_stop, keeper_stopped) = flume::bounded::<()>(1);
+        let log_keeper = match keeper_store {
+            Some(store) => Some(
+                std::thread::Builder::new()
                     .name("zhifu-wallet-log".into())
-                    .spawn(move || keep_log(keeper_store, &keeper_stopping))
+                    .spawn(move || keep_log(store, &keeper_stopped))
                     .map_err(|e| {
                         StoreError::Open(format!("cannot start the wallet log keeper: {e}"))
-                    })?;
-                Some(keeper)
-            }
-            StoreConfig::Postgres { .. } => None,
+                    })?,
+            ),
+            None => None,
         };
         Ok(WalletDb {
             readers,
@@ -101,7 +104,7 @@ impl WalletDb {
             jobs: Some(jobs),
             writer: Some(writer),
             log_keeper,
-            stopping,
+            keeper_stop: Some(keeper_stop),
             generation,
         })
     }
@@ -224,7 +227,7 @@ impl Drop for WalletDb {
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
-        self.stopping.store(true, Ordering::Relaxed);
+        self.keeper_stop = None;
         if let Some(keeper) = self.log_keeper.take() {
             let _ = keeper.join();
         }
@@ -234,8 +237,8 @@ impl Drop for WalletDb {
 /// Checkpoints the wallet's log every few milliseconds until the store stops, so that each
 /// checkpoint (and its fsync) is small and none of them runs inside a commit that callers
 /// wait for.
-fn keep_log(mut store: Box<dyn WalletStore>, stopping: &AtomicBool) {
-    while !stopping.load(Ordering::Relaxed) {
+fn keep_log(mut store: Box<dyn WalletStore>, stopped: &flume::Receiver<()>) {
+    loop {
         let rest_ms = match store.keep_log() {
             Ok(()) => LOG_KEEPING_INTERVAL_MS,
             Err(e) => {
@@ -243,7 +246,10 @@ fn keep_log(mut store: Box<dyn WalletStore>, stopping: &AtomicBool) {
                 LOG_KEEPING_RETRY_MS
             }
         };
-        std::thread::sleep(Duration::from_millis(rest_ms));
+        match stopped.recv_timeout(Duration::from_millis(rest_ms)) {
+            Err(flume::RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(flume::RecvTimeoutError::Disconnected) => return,
+        }
     }
 }
 

@@ -326,8 +326,8 @@ fn unpaid_orders_and_refunds_in_flight_are_found_for_recovery(backend: Backend) 
 }
 
 /// On SQLite the wallet's WAL is copied back into its file by the log keeper, between
-/// commits: a commit itself checkpoints only past 65,536 pages, so without the keeper the
-/// file would not grow at all here.
+/// commits: the writer checkpoints only past 65,536 pages, far more than these rows take, so
+/// without the keeper the file would not grow at all here.
 #[test]
 fn the_wallet_log_is_copied_back_by_the_keeper_not_by_commits() {
     let store = TestStore::new(Backend::Sqlite);
