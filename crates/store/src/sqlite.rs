@@ -34,7 +34,7 @@ const BUSY_TIMEOUT_MS: u64 = 5_000;
 const CACHE_KIB: i64 = 8 * 1024;
 /// WAL pages after which a commit checkpoints by itself. Upkeep checkpoints in the background
 /// long before (without blocking the writer); this is only the bound if upkeep falls behind.
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 65_536;
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: i64 = 65_536;
 /// Transfers indexed per step of upkeep, as one run of the history. Only full chunks become
 /// runs, so every run of a level has the same size and a level's runs are contiguous in time;
 /// the price is that reads scan up to this many recent transfers that are not indexed yet.
@@ -125,6 +125,13 @@ pub(crate) fn migrate(
         }
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// Copies a WAL back into its database file from a connection other than the writer's.
+/// PASSIVE never waits for the writer, nor makes it wait.
+pub(crate) fn checkpoint_beside_writer(connection: &Connection) -> Result<(), StoreError> {
+    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
     Ok(())
 }
 
@@ -596,10 +603,8 @@ impl Store for SqliteStore {
 
     fn maintain_log(&mut self) -> Result<Upkeep, StoreError> {
         // Copies the ledger's WAL back into its file here, beside the writer, instead of in
-        // one of its commits (which would stall every caller of that batch). PASSIVE never
-        // waits for the writer.
-        self.connection
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        // one of its commits (which would stall every caller of that batch).
+        checkpoint_beside_writer(&self.connection)?;
         Ok(Upkeep::Idle)
     }
 

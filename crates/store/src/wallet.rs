@@ -10,12 +10,6 @@ use crate::{PostgresStore, StoreConfig, StoreError};
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
-/// WAL pages after which the writer checkpoints after its commit. The log keeper copies
-/// nearly all of them back before; but under steady load it never reaches the last frame (the
-/// writer has appended more by then), and only a checkpoint that does lets the log start over,
-/// so the log grows to this bound (256 MiB with 4 KiB pages) before the writer's checkpoint
-/// rewinds it. A lower bound (16,384 pages, with the file cut back to 64 MiB) measured worse.
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 65_536;
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/wallet_0001.sql")),
     (2, include_str!("../migrations/sqlite/wallet_0002.sql")),
@@ -175,10 +169,6 @@ pub trait WalletStore: crate::MerchantStore + crate::OrderStore + Send {
     /// Brackets the batches of [`crate::WalletDb`]'s writer: a transaction per batch and a
     /// savepoint per job.
     fn batch_step(&mut self, step: BatchStep) -> Result<(), StoreError>;
-    /// Copies the write-ahead log back into the database beside the writer, so that the
-    /// writer's own commits seldom do it (nothing where the database keeps its own log).
-    /// For the log keeper's own connection only, never inside a writer's job.
-    fn keep_log(&mut self) -> Result<(), StoreError>;
     /// The new user's id, or `None` when the phone is taken (nothing is written then).
     fn user_create(&mut self, user: &NewUser) -> Result<Option<i64>, StoreError>;
     fn user_by_phone(&mut self, phone_lookup: &[u8]) -> Result<Option<UserRow>, StoreError>;
@@ -308,9 +298,9 @@ impl StoreConfig {
     /// Opens the wallet's records for this deployment.
     pub fn open_wallet(&self) -> Result<Box<dyn WalletStore>, StoreError> {
         Ok(match self {
-            StoreConfig::Sqlite { path } => Box::new(SqliteWalletStore::open(
-                &path.with_file_name("wallet.sqlite"),
-            )?),
+            StoreConfig::Sqlite { path } => {
+                Box::new(SqliteWalletStore::open(&wallet_sqlite_path(path))?)
+            }
             StoreConfig::Postgres { url, schema } => Box::new(PostgresWalletStore {
                 client: crate::pg_client::CachedClient::new(
                     PostgresStore::open(url, schema.as_deref())?.into_client(),
@@ -323,6 +313,24 @@ impl StoreConfig {
 
 pub struct SqliteWalletStore {
     pub(crate) connection: Connection,
+}
+
+/// The wallet's file, beside the ledger's.
+fn wallet_sqlite_path(ledger_path: &Path) -> std::path::PathBuf {
+    ledger_path.with_file_name("wallet.sqlite")
+}
+
+/// The log keeper's connection to the wallet's file (see `WalletDb`); `None` where the
+/// database keeps its own log (PostgreSQL checkpoints in its own processes).
+pub(crate) fn wallet_log_keeper(config: &StoreConfig) -> Result<Option<Connection>, StoreError> {
+    match config {
+        StoreConfig::Sqlite { path } => {
+            let connection = Connection::open(wallet_sqlite_path(path))?;
+            connection.busy_timeout(std::time::Duration::from_secs(5))?;
+            Ok(Some(connection))
+        }
+        StoreConfig::Postgres { .. } => Ok(None),
+    }
 }
 
 impl SqliteWalletStore {
@@ -341,9 +349,16 @@ impl SqliteWalletStore {
              PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY;",
         )?;
         // The log keeper (WalletDb) checkpoints every few milliseconds; the writer does only at
-        // the bound. SQLite's default (1,000 pages) put a whole checkpoint, with its fsync,
-        // into one commit in every few dozen.
-        connection.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+        // the ledger's bound. SQLite's default (1,000 pages) put a whole checkpoint, with its
+        // fsync, into one commit in every few dozen. Under steady load the keeper never copies
+        // the last frame (the writer has appended more), so the log grows to the bound before
+        // the writer's own checkpoint lets it start over; a lower bound (16,384 pages, the file
+        // cut back to 64 MiB) measured worse.
+        connection.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            crate::sqlite::WAL_AUTOCHECKPOINT_PAGES,
+        )?;
         crate::sqlite::migrate(&mut connection, SQLITE_MIGRATIONS)?;
         // One plan per statement, whatever its parameters: otherwise SQLite may re-plan a
         // cached statement on every new binding, which cost more than running it.
@@ -368,13 +383,6 @@ fn user_row_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
 }
 
 impl WalletStore for SqliteWalletStore {
-    fn keep_log(&mut self) -> Result<(), StoreError> {
-        // PASSIVE never waits for the writer (nor makes it wait).
-        self.connection
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-        Ok(())
-    }
-
     fn batch_step(&mut self, step: BatchStep) -> Result<(), StoreError> {
         // Cached statements: these run several times per payment, and parsing them each time
         // would cost more than the writes they bracket.
@@ -958,11 +966,6 @@ fn user_row_postgres(row: &postgres::Row) -> UserRow {
 }
 
 impl WalletStore for PostgresWalletStore {
-    fn keep_log(&mut self) -> Result<(), StoreError> {
-        // PostgreSQL checkpoints by itself, in its own processes.
-        Ok(())
-    }
-
     fn batch_step(&mut self, step: BatchStep) -> Result<(), StoreError> {
         self.client.batch_execute(match step {
             BatchStep::Begin => "BEGIN",

@@ -73,11 +73,7 @@ impl WalletDb {
         let readers = (0..readers_len)
             .map(|_| config.open_wallet().map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
-        // PostgreSQL checkpoints by itself, in its own processes.
-        let keeper_store = match config {
-            StoreConfig::Sqlite { .. } => Some(config.open_wallet()?),
-            StoreConfig::Postgres { .. } => None,
-        };
+        let keeper_connection = crate::wallet::wallet_log_keeper(config)?;
         let (jobs, queue) = flume::bounded::<Job>(QUEUE_JOBS_MAX);
         let generation = Arc::new(AtomicU64::new(0));
         let writer_generation = generation.clone();
@@ -87,11 +83,11 @@ impl WalletDb {
             .map_err(|e| StoreError::Open(format!("cannot start the wallet writer: {e}")))?;
         // Dropping the sender stops the keeper at once, even in the middle of a rest.
         let (keeper_stop, keeper_stopped) = flume::bounded::<()>(1);
-        let log_keeper = match keeper_store {
-            Some(store) => Some(
+        let log_keeper = match keeper_connection {
+            Some(connection) => Some(
                 std::thread::Builder::new()
                     .name("zhifu-wallet-log".into())
-                    .spawn(move || keep_log(store, &keeper_stopped))
+                    .spawn(move || keep_log(&connection, &keeper_stopped))
                     .map_err(|e| {
                         StoreError::Open(format!("cannot start the wallet log keeper: {e}"))
                     })?,
@@ -237,9 +233,9 @@ impl Drop for WalletDb {
 /// Checkpoints the wallet's log every few milliseconds until the store stops, so that each
 /// checkpoint (and its fsync) is small and none of them runs inside a commit that callers
 /// wait for.
-fn keep_log(mut store: Box<dyn WalletStore>, stopped: &flume::Receiver<()>) {
+fn keep_log(connection: &rusqlite::Connection, stopped: &flume::Receiver<()>) {
     loop {
-        let rest_ms = match store.keep_log() {
+        let rest_ms = match crate::sqlite::checkpoint_beside_writer(connection) {
             Ok(()) => LOG_KEEPING_INTERVAL_MS,
             Err(e) => {
                 eprintln!("zhifu-wallet: checkpoint failed, retrying: {e}");
