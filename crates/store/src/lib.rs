@@ -26,6 +26,7 @@ pub mod naive;
 mod orders;
 mod pg_client;
 mod postgres;
+mod replier;
 mod rows;
 mod sqlite;
 mod wallet;
@@ -121,7 +122,7 @@ pub trait Store: Send {
     }
 
     /// Does a bounded step of upkeep of the log itself (SQLite: copying its write-ahead file
-    /// back), on a thread of its own, every few milliseconds.
+    /// back), on a thread of its own, every 100 milliseconds.
     fn maintain_log(&mut self) -> Result<Upkeep, StoreError> {
         Ok(Upkeep::Never)
     }

@@ -348,7 +348,7 @@ impl SqliteWalletStore {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
              PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY;",
         )?;
-        // The log keeper (WalletDb) checkpoints every few milliseconds; the writer does only at
+        // The log keeper (WalletDb) checkpoints every 100 milliseconds; the writer does only at
         // the ledger's bound. SQLite's default (1,000 pages) put a whole checkpoint, with its
         // fsync, into one commit in every few dozen. Under steady load the keeper never copies
         // the last frame (the writer has appended more), so the log grows to the bound before

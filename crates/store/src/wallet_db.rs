@@ -37,8 +37,9 @@ pub enum BatchStep {
 const QUEUE_JOBS_MAX: usize = 16_384;
 /// Jobs in one transaction.
 const BATCH_JOBS_MAX: usize = 1_024;
-/// How often the log keeper checkpoints: a few milliseconds of commits each time.
-const LOG_KEEPING_INTERVAL_MS: u64 = 10;
+/// How often the log keeper checkpoints: as often as the ledger's (see its
+/// `LOG_UPKEEP_INTERVAL_MS` for why not more often).
+const LOG_KEEPING_INTERVAL_MS: u64 = 100;
 /// How long it rests after a failed checkpoint.
 const LOG_KEEPING_RETRY_MS: u64 = 1_000;
 
@@ -77,9 +78,10 @@ impl WalletDb {
         let (jobs, queue) = flume::bounded::<Job>(QUEUE_JOBS_MAX);
         let generation = Arc::new(AtomicU64::new(0));
         let writer_generation = generation.clone();
+        let replier = crate::replier::Replier::start("zhifu-wallet-reply")?;
         let writer = std::thread::Builder::new()
             .name("zhifu-wallet-writer".into())
-            .spawn(move || write_batches(writer_store, &queue, &writer_generation))
+            .spawn(move || write_batches(writer_store, &queue, &writer_generation, &replier))
             .map_err(|e| StoreError::Open(format!("cannot start the wallet writer: {e}")))?;
         // Dropping the sender stops the keeper at once, even in the middle of a rest.
         let (keeper_stop, keeper_stopped) = flume::bounded::<()>(1);
@@ -230,7 +232,7 @@ impl Drop for WalletDb {
     }
 }
 
-/// Checkpoints the wallet's log every few milliseconds until the store stops, so that each
+/// Checkpoints the wallet's log every 100 milliseconds until the store stops, so that each
 /// checkpoint (and its fsync) is small and none of them runs inside a commit that callers
 /// wait for.
 fn keep_log(connection: &rusqlite::Connection, stopped: &flume::Receiver<()>) {
@@ -253,6 +255,7 @@ fn write_batches(
     mut store: Box<dyn WalletStore>,
     queue: &flume::Receiver<Job>,
     generation: &AtomicU64,
+    replier: &crate::replier::Replier,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(BATCH_JOBS_MAX);
     while let Ok(first) = queue.recv() {
@@ -274,9 +277,11 @@ fn write_batches(
         if !all_quiet || committed.is_err() {
             generation.fetch_add(1, Ordering::SeqCst);
         }
-        for delivery in deliveries {
-            delivery(clone_outcome(&committed));
-        }
+        replier.reply(Box::new(move || {
+            for delivery in deliveries {
+                delivery(clone_outcome(&committed));
+            }
+        }));
     }
 }
 
