@@ -169,6 +169,12 @@ pub trait WalletStore: crate::MerchantStore + crate::OrderStore + Send {
     /// Brackets the batches of [`crate::WalletDb`]'s writer: a transaction per batch and a
     /// savepoint per job.
     fn batch_step(&mut self, step: BatchStep) -> Result<(), StoreError>;
+    /// True where a statement that fails inside a transaction undoes its own changes and leaves
+    /// the transaction usable (SQLite), so that a job of one statement needs no savepoint.
+    /// PostgreSQL aborts the whole transaction instead.
+    fn statement_undoes_itself(&self) -> bool {
+        false
+    }
     /// The new user's id, or `None` when the phone is taken (nothing is written then).
     fn user_create(&mut self, user: &NewUser) -> Result<Option<i64>, StoreError>;
     fn user_by_phone(&mut self, phone_lookup: &[u8]) -> Result<Option<UserRow>, StoreError>;
@@ -383,6 +389,10 @@ fn user_row_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
 }
 
 impl WalletStore for SqliteWalletStore {
+    fn statement_undoes_itself(&self) -> bool {
+        true
+    }
+
     fn batch_step(&mut self, step: BatchStep) -> Result<(), StoreError> {
         // Cached statements: these run several times per payment, and parsing them each time
         // would cost more than the writes they bracket.

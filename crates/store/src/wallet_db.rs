@@ -52,6 +52,9 @@ struct Job {
     work: Work,
     /// Written with [`WalletDb::write_quiet`]: the generation stays.
     quiet: bool,
+    /// Written with [`WalletDb::write_statement_quiet`]: one statement, which on SQLite needs
+    /// no savepoint of its own (two statements fewer for the writer to run).
+    one_statement: bool,
 }
 
 pub struct WalletDb {
@@ -143,7 +146,7 @@ impl WalletDb {
         T: Send + 'static,
         E: Send + 'static,
     {
-        self.submit(false, f)
+        self.submit(false, false, f)
     }
 
     /// Like [`WalletDb::write`], without moving the generation on: only for a write that
@@ -157,12 +160,13 @@ impl WalletDb {
         T: Send + 'static,
         E: Send + 'static,
     {
-        self.submit(true, f)
+        self.submit(true, false, f)
     }
 
     fn submit<T, E>(
         &self,
         quiet: bool,
+        one_statement: bool,
         f: impl FnOnce(&mut dyn WalletStore) -> Result<Result<T, E>, StoreError> + Send + 'static,
     ) -> Result<Result<T, E>, StoreError>
     where
@@ -181,7 +185,11 @@ impl WalletDb {
         self.jobs
             .as_ref()
             .expect("open until dropped")
-            .send(Job { work, quiet })
+            .send(Job {
+                work,
+                quiet,
+                one_statement,
+            })
             .map_err(|_| StoreError::Open("the wallet writer has stopped".into()))?;
         answer.recv().map_err(|_| {
             StoreError::Open("the wallet writer stopped or could not begin a batch".into())
@@ -193,7 +201,7 @@ impl WalletDb {
         &self,
         f: impl FnOnce(&mut dyn WalletStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.submit_plain(false, f)
+        self.submit_plain(false, false, f)
     }
 
     /// [`WalletDb::write_plain`], quietly: see [`WalletDb::write_quiet`] for when that is right.
@@ -201,15 +209,25 @@ impl WalletDb {
         &self,
         f: impl FnOnce(&mut dyn WalletStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.submit_plain(true, f)
+        self.submit_plain(true, false, f)
+    }
+
+    /// [`WalletDb::write_plain_quiet`] for `f` that runs exactly one SQL statement (a second
+    /// one would not be undone with the first if it failed).
+    pub fn write_statement_quiet<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn WalletStore) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        self.submit_plain(true, true, f)
     }
 
     fn submit_plain<T: Send + 'static>(
         &self,
         quiet: bool,
+        one_statement: bool,
         f: impl FnOnce(&mut dyn WalletStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.submit(quiet, move |store| {
+        self.submit(quiet, one_statement, move |store| {
             f(store).map(Ok::<T, std::convert::Infallible>)
         })
         .map(|outcome| match outcome {
@@ -285,23 +303,30 @@ fn write_batches(
     }
 }
 
-/// Runs each job under its own savepoint. A job that cannot start is dropped unrun, which
+/// Runs each job under its own savepoint (but a job of one statement on a store where it undoes
+/// itself when it fails). A job that cannot start is dropped unrun, which
 /// answers its caller with an error; a savepoint that cannot be closed leaves the transaction
 /// unusable, so the commit fails and every job of the batch is told so.
 fn run_batch(store: &mut dyn WalletStore, batch: &mut Vec<Job>) -> Vec<Delivery> {
     let mut deliveries = Vec::with_capacity(batch.len());
     let began = store.batch_step(BatchStep::Begin).is_ok();
+    let statement_undoes_itself = store.statement_undoes_itself();
     for job in batch.drain(..) {
-        if !began || store.batch_step(BatchStep::JobStart).is_err() {
+        // One statement that fails has undone itself where the store says so: nothing for a
+        // savepoint to do.
+        let bracketed = !(job.one_statement && statement_undoes_itself);
+        if !began || (bracketed && store.batch_step(BatchStep::JobStart).is_err()) {
             continue;
         }
         let (keep, delivery) = (job.work)(store);
-        let step = if keep {
-            BatchStep::JobKeep
-        } else {
-            BatchStep::JobUndo
-        };
-        let _ = store.batch_step(step);
+        if bracketed {
+            let step = if keep {
+                BatchStep::JobKeep
+            } else {
+                BatchStep::JobUndo
+            };
+            let _ = store.batch_step(step);
+        }
         deliveries.push(delivery);
     }
     deliveries

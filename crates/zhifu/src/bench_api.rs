@@ -52,7 +52,7 @@ const TOP_UP_MINOR: u64 = 100_000;
 /// People set up at once (each costs two Argon2id hashes on the server).
 const SETUP_PARALLEL: usize = 4;
 /// How many times more connections the paced phase spreads its rate over (at most --users).
-const PACED_CONNECTIONS_FACTOR: u64 = 4;
+pub(crate) const PACED_CONNECTIONS_FACTOR: u64 = 4;
 /// A response larger than this is an error, not something to buffer.
 const RESPONSE_BYTES_MAX: usize = 1 << 20;
 

@@ -196,9 +196,15 @@ async fn measure(
         max.result.rate_per_s, max.result.failures
     );
     let paced_rate = (max.result.rate_per_s * 0.8).max(1.0);
+    // The same total rate over more connections, as in `bench api` (see there): paced over
+    // the saturated phase's K connections, one order in flight each, a connection that fell
+    // behind its schedule never caught up, and the client's own queue was measured.
+    let paced_connections = args
+        .users
+        .min(args.connections * crate::bench_api::PACED_CONNECTIONS_FACTOR);
     let paced = order_phase(
         address,
-        args.connections,
+        paced_connections,
         phase,
         Some(paced_rate),
         uses,
@@ -237,6 +243,7 @@ async fn measure(
         "merchant_balance_minor": balance_minor,
         "users": args.users,
         "connections": args.connections,
+        "paced_connections": paced_connections,
         "seconds": args.seconds,
         "store": if args.url.is_some() { "given" } else { args.store.as_str() },
     }))

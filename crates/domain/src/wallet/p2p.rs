@@ -217,7 +217,7 @@ pub fn send(
     // in below, under the payer's lock, as payer_standing reads it.
     people
         .db()
-        .write_plain_quiet(move |s| s.p2p_insert(&inserted))?;
+        .write_statement_quiet(move |s| s.p2p_insert(&inserted))?;
     people.note_spent(&payer, amount_minor, Some(row.expires_ms));
     Ok(row)
 }

@@ -4,7 +4,7 @@
 use crate::on_both_stores;
 use crate::support::{Backend, TestStore};
 use zhifu_store::{
-    MerchantKeyRow, NewMerchant, OrderRow, RefundRow, StoreConfig, WalletDb, WalletStore,
+    MerchantKeyRow, NewMerchant, OrderRow, P2pRow, RefundRow, StoreConfig, WalletDb, WalletStore,
 };
 
 on_both_stores!(
@@ -12,6 +12,7 @@ on_both_stores!(
     keys_by_serial_and_revocation,
     nonces_are_accepted_once_until_purged,
     merchant_records_go_through_the_batching_writer,
+    a_failing_one_statement_job_is_undone_alone,
     unpaid_orders_and_refunds_in_flight_are_found_for_recovery,
 );
 
@@ -197,6 +198,62 @@ fn merchant_records_go_through_the_batching_writer(backend: Backend) {
     assert!(first && !again);
     let row = db.read(|s| s.merchant(shop)).unwrap().expect("the shop");
     assert_eq!(row.name, "Corner shop");
+}
+
+/// A job of one statement runs without a savepoint on SQLite: when its statement fails (here a
+/// transfer between people who do not exist), it must still be undone alone, and the jobs
+/// batched with it must commit.
+fn a_failing_one_statement_job_is_undone_alone(backend: Backend) {
+    let store = TestStore::new(backend);
+    let db = std::sync::Arc::new(WalletDb::open(&store.config, 1).expect("open the wallet db"));
+    let shop = db
+        .write_plain(|s| s.merchant_insert(&merchant("Corner shop", "merchant", None)))
+        .unwrap();
+    let nobody = |i: i64| P2pRow {
+        transfer_id: format!("t-{i}"),
+        payer_id: 1_000_000 + i,
+        payee_id: 2_000_000 + i,
+        amount_minor: 100,
+        created_ms: i,
+        arrives_ms: i,
+        expires_ms: i + 1,
+        state: "held".into(),
+    };
+    // Many at once, so that failing and succeeding jobs share batches.
+    let threads: Vec<_> = (0..60_i64)
+        .map(|i| {
+            let db = db.clone();
+            std::thread::spawn(move || match i % 3 {
+                0 => db
+                    .write_statement_quiet(move |s| s.p2p_insert(&nobody(i)))
+                    .is_err(),
+                _ => db
+                    .write_statement_quiet(move |s| {
+                        s.merchant_nonce_record(shop, &format!("n-{i}"), i)
+                    })
+                    .unwrap(),
+            })
+        })
+        .collect();
+    for thread in threads {
+        assert!(
+            thread.join().unwrap(),
+            "a transfer between nobody was recorded, or a nonce lost"
+        );
+    }
+    for i in 0..60_i64 {
+        let nonce = format!("n-{i}");
+        let again = db
+            .write_statement_quiet(move |s| s.merchant_nonce_record(shop, &nonce, i))
+            .unwrap();
+        assert_eq!(
+            again,
+            i % 3 == 0,
+            "nonce {i}: recorded exactly when its job was kept"
+        );
+        let id = format!("t-{i}");
+        assert!(db.read(move |s| s.p2p(&id)).unwrap().is_none());
+    }
 }
 
 fn order(merchant_id: i64, out_trade_no: &str, expires_ms: i64) -> OrderRow {
