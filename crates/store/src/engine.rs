@@ -19,7 +19,7 @@ use crate::filter::IdFilter;
 use crate::replier::Replier;
 use crate::{Clock, Store, StoreConfig, StoreError, Upkeep};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use zhifu_ledger::{
@@ -140,15 +140,17 @@ pub struct Engine {
     writer: Option<JoinHandle<()>>,
     maintainer: Option<JoinHandle<()>>,
     log_keeper: Option<JoinHandle<()>>,
-    stopping: Arc<AtomicBool>,
+    /// Dropped to stop the upkeep threads at once, even in the middle of a rest.
+    upkeep_stop: Option<flume::Sender<()>>,
     request_items_max: usize,
     stats: Arc<EngineStats>,
 }
 
 /// How often the log's upkeep runs. A page that many commits touch (an account's, the last
 /// page of the transfers) is copied once per checkpoint, so rarer checkpoints copy less: every
-/// 10 ms, the two keepers took a tenth of the server's CPU at the maximum payment rate, and
-/// payments over 32 connections ran 20 % slower than at 100 ms (README).
+/// 10 ms, the two keepers took a tenth of the server's CPU at the maximum payment rate (perf),
+/// and payments over 32 connections ran 17–28 % slower than at 100 ms (two runs each,
+/// 2026-12-01).
 const LOG_UPKEEP_INTERVAL_MS: u64 = 100;
 /// How long the upkeep thread rests when it has caught up.
 const UPKEEP_IDLE_MS: u64 = 20;
@@ -189,15 +191,15 @@ impl Engine {
             .name("zhifu-ledger-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| StoreError::Open(format!("cannot start the writer thread: {e}")))?;
-        let stopping = Arc::new(AtomicBool::new(false));
-        let maintainer = start_upkeep(UpkeepKind::Indexes, store_config.open()?, stopping.clone())?;
-        let log_keeper = start_upkeep(UpkeepKind::Log, store_config.open()?, stopping.clone())?;
+        let (upkeep_stop, stopped) = flume::bounded::<()>(1);
+        let maintainer = start_upkeep(UpkeepKind::Indexes, store_config.open()?, stopped.clone())?;
+        let log_keeper = start_upkeep(UpkeepKind::Log, store_config.open()?, stopped)?;
         Ok(Engine {
             sender: Some(sender),
             writer: Some(writer),
             maintainer,
             log_keeper,
-            stopping,
+            upkeep_stop: Some(upkeep_stop),
             request_items_max: config.request_items_max,
             stats,
         })
@@ -287,7 +289,7 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         drop(self.sender.take());
-        self.stopping.store(true, Ordering::Relaxed);
+        drop(self.upkeep_stop.take());
         // A thread that panicked already reported it; the process goes on shutting down.
         for thread in [
             self.writer.take(),
@@ -349,7 +351,7 @@ impl UpkeepKind {
 fn start_upkeep(
     kind: UpkeepKind,
     mut store: Box<dyn Store>,
-    stopping: Arc<AtomicBool>,
+    stopped: flume::Receiver<()>,
 ) -> Result<Option<JoinHandle<()>>, StoreError> {
     if kind.step(store.as_mut())? == Upkeep::Never {
         return Ok(None);
@@ -364,7 +366,7 @@ fn start_upkeep(
             if let UpkeepKind::Indexes = kind {
                 lower_own_priority();
             }
-            while !stopping.load(Ordering::Relaxed) {
+            loop {
                 let rest_ms = match kind.step(store.as_mut()) {
                     Ok(upkeep) => kind.rest_ms(upkeep),
                     Err(e) => {
@@ -372,7 +374,10 @@ fn start_upkeep(
                         UPKEEP_RETRY_MS
                     }
                 };
-                std::thread::sleep(Duration::from_millis(rest_ms));
+                match stopped.recv_timeout(Duration::from_millis(rest_ms)) {
+                    Err(flume::RecvTimeoutError::Timeout) => {}
+                    Ok(()) | Err(flume::RecvTimeoutError::Disconnected) => return,
+                }
             }
         });
     thread
@@ -476,6 +481,9 @@ impl Writer {
         self.stats
             .transfers
             .fetch_add(self.out.transfers.len() as u64, Ordering::Relaxed);
+        if commands.is_empty() {
+            return;
+        }
         let answered: Vec<(Command, Answer)> = commands.drain(..).zip(answers).collect();
         self.replier.reply(Box::new(move || {
             for (command, answer) in answered {

@@ -7,7 +7,10 @@
 //! callers, time in which nothing could be written.
 //!
 //! The writer hands over one batch of answers at a time, after its commit: callers are still
-//! answered only once what they asked for is durable, and in the order of their batches.
+//! answered only once what they asked for is durable, and successes in the order of their
+//! batches (a writer that fails a batch, or a job it cannot start, answers at once instead).
+//! An answer that panics is reported and the thread goes on, so that no caller queued
+//! behind it is left waiting.
 
 use crate::StoreError;
 use std::thread::JoinHandle;
@@ -30,7 +33,10 @@ impl Replier {
             .name(thread_name.into())
             .spawn(move || {
                 while let Ok(answers) = queue.recv() {
-                    answers();
+                    let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(answers));
+                    if sent.is_err() {
+                        eprintln!("zhifu-store: answering a batch panicked; going on");
+                    }
                 }
             })
             .map_err(|e| StoreError::Open(format!("cannot start {thread_name}: {e}")))?;
@@ -41,7 +47,7 @@ impl Replier {
     }
 
     /// Sends `answers` on the replier's thread, or on this one if that thread is gone (it
-    /// stops only when dropped, or if an answer panicked): a caller is never left waiting.
+    /// stops only when dropped): a caller is never left waiting.
     pub(crate) fn reply(&self, answers: Answers) {
         let batches = self.batches.as_ref().expect("open until dropped");
         if let Err(flume::SendError(answers)) = batches.send(answers) {

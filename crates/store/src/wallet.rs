@@ -175,6 +175,11 @@ pub trait WalletStore: crate::MerchantStore + crate::OrderStore + Send {
     fn statement_undoes_itself(&self) -> bool {
         false
     }
+    /// False when the batch's transaction has ended under the writer (SQLite rolls it back by
+    /// itself after some errors); the writer then runs no further job in that batch.
+    fn in_transaction(&self) -> bool {
+        true
+    }
     /// The new user's id, or `None` when the phone is taken (nothing is written then).
     fn user_create(&mut self, user: &NewUser) -> Result<Option<i64>, StoreError>;
     fn user_by_phone(&mut self, phone_lookup: &[u8]) -> Result<Option<UserRow>, StoreError>;
@@ -391,6 +396,10 @@ fn user_row_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
 impl WalletStore for SqliteWalletStore {
     fn statement_undoes_itself(&self) -> bool {
         true
+    }
+
+    fn in_transaction(&self) -> bool {
+        !self.connection.is_autocommit()
     }
 
     fn batch_step(&mut self, step: BatchStep) -> Result<(), StoreError> {

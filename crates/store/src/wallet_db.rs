@@ -6,7 +6,8 @@
 //! connection per write, each payment would wait for its own fsync and payments would queue
 //! behind one another; batched, a thousand rows cost one fsync.
 //!
-//! Each write is a job that runs inside the batch's transaction under its own savepoint: a job
+//! Each write is a job that runs inside the batch's transaction under its own savepoint (on
+//! SQLite a job of one statement needs none, see [`WalletDb::write_statement_quiet`]): a job
 //! that fails is rolled back alone and its caller gets the error; the others commit. A caller
 //! is answered only after the batch is durable.
 //!
@@ -212,8 +213,9 @@ impl WalletDb {
         self.submit_plain(true, false, f)
     }
 
-    /// [`WalletDb::write_plain_quiet`] for `f` that runs exactly one SQL statement (a second
-    /// one would not be undone with the first if it failed).
+    /// [`WalletDb::write_plain_quiet`] for `f` that runs exactly one SQL statement, and errs
+    /// only when that statement failed: where it runs without a savepoint, an error after a
+    /// statement that changed rows would undo nothing, and neither would a second statement.
     pub fn write_statement_quiet<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut dyn WalletStore) -> Result<T, StoreError> + Send + 'static,
@@ -319,6 +321,13 @@ fn run_batch(store: &mut dyn WalletStore, batch: &mut Vec<Job>) -> Vec<Delivery>
             continue;
         }
         let (keep, delivery) = (job.work)(store);
+        deliveries.push(delivery);
+        // A failure that ended the whole transaction (SQLite may roll it all back on a full
+        // disk or an I/O error) must not let the next jobs commit one by one outside it: they
+        // are dropped unrun (their callers get an error) and the commit fails for the rest.
+        if !store.in_transaction() {
+            break;
+        }
         if bracketed {
             let step = if keep {
                 BatchStep::JobKeep
@@ -327,7 +336,6 @@ fn run_batch(store: &mut dyn WalletStore, batch: &mut Vec<Job>) -> Vec<Delivery>
             };
             let _ = store.batch_step(step);
         }
-        deliveries.push(delivery);
     }
     deliveries
 }

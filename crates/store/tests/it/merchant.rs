@@ -219,7 +219,14 @@ fn a_failing_one_statement_job_is_undone_alone(backend: Backend) {
         expires_ms: i + 1,
         state: "held".into(),
     };
-    // Many at once, so that failing and succeeding jobs share batches.
+    // The writer waits inside a job while the 60 queue up behind it, so that they share one
+    // batch: failing and succeeding jobs side by side.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = {
+        let db = db.clone();
+        std::thread::spawn(move || db.write_plain(move |_| Ok(released.recv().is_ok())))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
     let threads: Vec<_> = (0..60_i64)
         .map(|i| {
             let db = db.clone();
@@ -235,6 +242,9 @@ fn a_failing_one_statement_job_is_undone_alone(backend: Backend) {
             })
         })
         .collect();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    release.send(()).unwrap();
+    assert!(holder.join().unwrap().unwrap());
     for thread in threads {
         assert!(
             thread.join().unwrap(),
