@@ -346,6 +346,15 @@ impl UpkeepKind {
     }
 }
 
+/// Rests for `rest_ms` and returns true, or returns false as soon as `stopped`'s sender is
+/// dropped (a background thread's stop signal: it never waits out a rest to stop).
+pub(crate) fn rest_unless_stopped(stopped: &flume::Receiver<()>, rest_ms: u64) -> bool {
+    match stopped.recv_timeout(Duration::from_millis(rest_ms)) {
+        Err(flume::RecvTimeoutError::Timeout) => true,
+        Ok(()) | Err(flume::RecvTimeoutError::Disconnected) => false,
+    }
+}
+
 /// Runs one kind of the store's upkeep until the engine stops; no thread for a store that
 /// needs none.
 fn start_upkeep(
@@ -374,9 +383,8 @@ fn start_upkeep(
                         UPKEEP_RETRY_MS
                     }
                 };
-                match stopped.recv_timeout(Duration::from_millis(rest_ms)) {
-                    Err(flume::RecvTimeoutError::Timeout) => {}
-                    Ok(()) | Err(flume::RecvTimeoutError::Disconnected) => return,
+                if !rest_unless_stopped(&stopped, rest_ms) {
+                    return;
                 }
             }
         });

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 /// How the writer brackets a batch and each job in it.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -264,9 +263,8 @@ fn keep_log(connection: &rusqlite::Connection, stopped: &flume::Receiver<()>) {
                 LOG_KEEPING_RETRY_MS
             }
         };
-        match stopped.recv_timeout(Duration::from_millis(rest_ms)) {
-            Err(flume::RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(flume::RecvTimeoutError::Disconnected) => return,
+        if !crate::engine::rest_unless_stopped(stopped, rest_ms) {
+            return;
         }
     }
 }
