@@ -11,7 +11,9 @@
 //! `--users` × 10 ≥ the orders it makes.
 //!
 //! Like `zhifu bench api` it measures in one run: the ceiling (`GET /healthz`), the maximum
-//! order rate, and latency at 80 % of it, paced open-loop. Then it checks the money: the
+//! order rate, and latency at 80 % of it, paced open-loop. A second reference, measured in the
+//! same run, is the rate of the cheapest signed call (`GET /merchant/v1/balance`): its
+//! signature verified, its nonce written, its response signed, which every order pays too. Then it checks the money: the
 //! merchant's unsettled balance must be exactly the orders' amounts minus their fees.
 //!
 //! `--orders N` instead submits exactly N orders at once over the connections, each one twice
@@ -121,6 +123,14 @@ impl Till {
         )
     }
 
+    /// `GET /merchant/v1/balance`, signed: the cheapest signed call.
+    fn balance_request(&self) -> Request {
+        let path = "/merchant/v1/balance";
+        let mut request = Request::get(path);
+        request.authorization = Some(self.authorization("GET", path, ""));
+        request
+    }
+
     fn order(&self, out_trade_no: &str, auth_code: &str) -> Request {
         let body = format!(
             r#"{{"out_trade_no":"{out_trade_no}","description":"Bench tea","amount_minor":{ORDER_MINOR},"auth_code":"{auth_code}"}}"#
@@ -186,6 +196,18 @@ async fn measure(
     })
     .await?;
     eprintln!("bench pay: ceiling {:.0}/s", ceiling.rate_per_s);
+    // A second reference: the cheapest signed call (the signature verified, its nonce written,
+    // the balance read, the response signed), what every order pays before its own work.
+    let signing_till = till.clone();
+    let signed_call = run_phase(address, args.connections, phase, None, move |_, _, _| {
+        signing_till.balance_request()
+    })
+    .await?;
+    ensure!(
+        signed_call.failures == 0,
+        "signed calls were refused; the figure would not be theirs"
+    );
+    eprintln!("bench pay: signed calls {:.0}/s", signed_call.rate_per_s);
     let shared = (&people, &till, &next_consumer);
     // Each consumer pays without the PIN up to 10 times a day: the saturated phase may use
     // half of those payments, the paced phase the rest.
@@ -238,6 +260,8 @@ async fn measure(
         "latency_ms_p99": round2(paced.result.percentile_ms(0.99)),
         "ceiling_per_s": ceiling.rate_per_s.round(),
         "orders_share_of_ceiling": round2(max.result.rate_per_s / ceiling.rate_per_s),
+        "signed_call_per_s": signed_call.rate_per_s.round(),
+        "orders_share_of_signed_call": round2(max.result.rate_per_s / signed_call.rate_per_s),
         "paced_per_s": paced.result.rate_per_s.round(),
         "orders_paid": paid,
         "merchant_balance_minor": balance_minor,
@@ -361,9 +385,7 @@ async fn pay_code(http: &mut Connection, consumer: &Person) -> anyhow::Result<St
 
 async fn merchant_balance(address: &str, till: &Till) -> anyhow::Result<u64> {
     let mut http = Connection::open(address).await?;
-    let mut request = Request::get("/merchant/v1/balance");
-    request.authorization = Some(till.authorization("GET", "/merchant/v1/balance", ""));
-    let balance = http.expect(200, request).await?;
+    let balance = http.expect(200, till.balance_request()).await?;
     balance["unsettled_minor"]
         .as_u64()
         .context("a balance in fen")
