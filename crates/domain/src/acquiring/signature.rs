@@ -17,10 +17,11 @@ use super::keys::{KeyAlgorithm, KeySerial, MerchantPublicKey};
 use super::merchants::MerchantId;
 use crate::wallet::people::People;
 use base64ct::{Base64, Encoding};
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use zhifu_store::StoreError;
+use std::sync::{Arc, Mutex};
+use zhifu_store::{MerchantKeyRow, StoreError};
 
 /// The longest `Authorization` value read: the longest valid one (RSA-4096, longest serial and
 /// nonce) is under 1,000 bytes.
@@ -279,10 +280,42 @@ pub fn response_message(timestamp: &str, nonce: &str, body: &[u8]) -> Vec<u8> {
     message
 }
 
-/// Verifies signed requests. Cheap to clone; clones share when nonces were last purged.
+/// Parsed public keys kept beside their stored PEM, at most this many.
+const PARSED_KEYS_MAX: usize = 4_096;
+
+/// Verifies signed requests. Cheap to clone; clones share when nonces were last purged and
+/// the keys they parsed.
 #[derive(Clone, Default)]
 pub struct Verifier {
     nonces_purged_ms: Arc<AtomicI64>,
+    parsed_keys: Arc<Mutex<ParsedKeys>>,
+}
+
+/// Public keys as parsed from their stored PEM, by merchant and serial. The row is still read
+/// for every request (a revoked or replaced key is refused at once, with nothing to
+/// invalidate); only the parsing, which for Ed25519 decompresses a curve point, is saved. An
+/// entry is used only while the stored PEM is the one it was parsed from.
+#[derive(Default)]
+struct ParsedKeys {
+    by_serial: HashMap<(i64, String), (String, MerchantPublicKey)>,
+}
+
+impl ParsedKeys {
+    fn get(&self, row: &MerchantKeyRow) -> Option<MerchantPublicKey> {
+        let (pem, key) = self.by_serial.get(&(row.merchant_id, row.serial.clone()))?;
+        (*pem == row.public_key_pem).then(|| key.clone())
+    }
+
+    fn insert(&mut self, row: &MerchantKeyRow, key: &MerchantPublicKey) {
+        // Bounded: past the cap it starts over (keys are few; this only guards memory).
+        if self.by_serial.len() >= PARSED_KEYS_MAX {
+            self.by_serial.clear();
+        }
+        self.by_serial.insert(
+            (row.merchant_id, row.serial.clone()),
+            (row.public_key_pem.clone(), key.clone()),
+        );
+    }
 }
 
 impl Verifier {
@@ -302,7 +335,7 @@ impl Verifier {
         now_ms: i64,
     ) -> Result<MerchantId, SignatureError> {
         let authorization = Authorization::parse(authorization.ok_or(SignatureError::Missing)?)?;
-        let key = merchant_key(people, &authorization)?;
+        let key = self.merchant_key(people, &authorization)?;
         if key.algorithm() != authorization.algorithm {
             return Err(SignatureError::SchemeMismatch);
         }
@@ -361,28 +394,36 @@ impl Verifier {
             false => Err(SignatureError::NonceReused),
         }
     }
-}
 
-/// The active key the header names, or why there is none.
-fn merchant_key(
-    people: &People,
-    authorization: &Authorization,
-) -> Result<MerchantPublicKey, SignatureError> {
-    let (merchant_id, serial) = (
-        authorization.merchant_id.get(),
-        authorization.serial.as_str(),
-    );
-    let row = people.db().read(|s| {
-        let key = s.merchant_key(merchant_id, serial)?;
-        let merchant_exists = key.is_some() || s.merchant(merchant_id)?.is_some();
-        Ok((key, merchant_exists))
-    })?;
-    let row = match row {
-        (_, false) => return Err(SignatureError::MerchantUnknown),
-        (Some(row), true) if row.revoked_ms.is_none() => row,
-        (_, true) => return Err(SignatureError::KeyUnknown),
-    };
-    let corrupt = || SignatureError::Store(StoreError::Corrupt("a stored merchant key".into()));
-    let algorithm = KeyAlgorithm::parse(&row.algorithm).ok_or_else(corrupt)?;
-    MerchantPublicKey::parse(algorithm, &row.public_key_pem).map_err(|_| corrupt())
+    /// The active key the header names, or why there is none.
+    fn merchant_key(
+        &self,
+        people: &People,
+        authorization: &Authorization,
+    ) -> Result<MerchantPublicKey, SignatureError> {
+        let (merchant_id, serial) = (
+            authorization.merchant_id.get(),
+            authorization.serial.as_str(),
+        );
+        let row = people.db().read(|s| {
+            let key = s.merchant_key(merchant_id, serial)?;
+            let merchant_exists = key.is_some() || s.merchant(merchant_id)?.is_some();
+            Ok((key, merchant_exists))
+        })?;
+        let row = match row {
+            (_, false) => return Err(SignatureError::MerchantUnknown),
+            (Some(row), true) if row.revoked_ms.is_none() => row,
+            (_, true) => return Err(SignatureError::KeyUnknown),
+        };
+        let parsed_keys = || self.parsed_keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(key) = parsed_keys().get(&row) {
+            return Ok(key);
+        }
+        let corrupt = || SignatureError::Store(StoreError::Corrupt("a stored merchant key".into()));
+        let algorithm = KeyAlgorithm::parse(&row.algorithm).ok_or_else(corrupt)?;
+        let key =
+            MerchantPublicKey::parse(algorithm, &row.public_key_pem).map_err(|_| corrupt())?;
+        parsed_keys().insert(&row, &key);
+        Ok(key)
+    }
 }

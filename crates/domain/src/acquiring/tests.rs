@@ -576,7 +576,7 @@ fn refused_requests_consume_no_nonce_and_name_the_first_failed_check() {
     );
     let missing = verifier.verify_request(&people, "GET", "/", None, b"", EXAMPLE_NOW_MS);
     assert!(matches!(missing, Err(SignatureError::Missing)));
-    // A revoked key is unknown.
+    // A revoked key is unknown, though the verifier parsed and kept it above.
     merchants::revoke_key(&people, shop, "ed-2026-01", EXAMPLE_NOW_MS).unwrap();
     assert_eq!(
         verify(&good, EXAMPLE_BODY, EXAMPLE_NOW_MS),
