@@ -50,11 +50,29 @@ type Work = Box<dyn FnOnce(&mut dyn WalletStore) -> (bool, Delivery) + Send>;
 
 struct Job {
     work: Work,
+    kind: JobKind,
+}
+
+/// What the writer may assume about a job.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum JobKind {
+    /// Any write: the generation moves on once it is durable.
+    Write,
     /// Written with [`WalletDb::write_quiet`]: the generation stays.
-    quiet: bool,
-    /// Written with [`WalletDb::write_statement_quiet`]: one statement, which on SQLite needs
-    /// no savepoint of its own (two statements fewer for the writer to run).
-    one_statement: bool,
+    Quiet,
+    /// Written with [`WalletDb::write_statement_quiet`]: quiet, and one statement, which on
+    /// SQLite needs no savepoint of its own (two statements fewer for the writer to run).
+    QuietStatement,
+}
+
+impl JobKind {
+    fn quiet(self) -> bool {
+        self != JobKind::Write
+    }
+
+    fn one_statement(self) -> bool {
+        self == JobKind::QuietStatement
+    }
 }
 
 pub struct WalletDb {
@@ -146,7 +164,7 @@ impl WalletDb {
         T: Send + 'static,
         E: Send + 'static,
     {
-        self.submit(false, false, f)
+        self.submit(JobKind::Write, f)
     }
 
     /// Like [`WalletDb::write`], without moving the generation on: only for a write that
@@ -160,13 +178,12 @@ impl WalletDb {
         T: Send + 'static,
         E: Send + 'static,
     {
-        self.submit(true, false, f)
+        self.submit(JobKind::Quiet, f)
     }
 
     fn submit<T, E>(
         &self,
-        quiet: bool,
-        one_statement: bool,
+        kind: JobKind,
         f: impl FnOnce(&mut dyn WalletStore) -> Result<Result<T, E>, StoreError> + Send + 'static,
     ) -> Result<Result<T, E>, StoreError>
     where
@@ -185,11 +202,7 @@ impl WalletDb {
         self.jobs
             .as_ref()
             .expect("open until dropped")
-            .send(Job {
-                work,
-                quiet,
-                one_statement,
-            })
+            .send(Job { work, kind })
             .map_err(|_| StoreError::Open("the wallet writer has stopped".into()))?;
         answer.recv().map_err(|_| {
             StoreError::Open("the wallet writer stopped or could not begin a batch".into())
@@ -201,7 +214,7 @@ impl WalletDb {
         &self,
         f: impl FnOnce(&mut dyn WalletStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.submit_plain(false, false, f)
+        self.submit_plain(JobKind::Write, f)
     }
 
     /// [`WalletDb::write_plain`], quietly: see [`WalletDb::write_quiet`] for when that is right.
@@ -209,7 +222,7 @@ impl WalletDb {
         &self,
         f: impl FnOnce(&mut dyn WalletStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.submit_plain(true, false, f)
+        self.submit_plain(JobKind::Quiet, f)
     }
 
     /// [`WalletDb::write_plain_quiet`] for `f` that runs exactly one SQL statement, and errs
@@ -219,16 +232,15 @@ impl WalletDb {
         &self,
         f: impl FnOnce(&mut dyn WalletStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.submit_plain(true, true, f)
+        self.submit_plain(JobKind::QuietStatement, f)
     }
 
     fn submit_plain<T: Send + 'static>(
         &self,
-        quiet: bool,
-        one_statement: bool,
+        kind: JobKind,
         f: impl FnOnce(&mut dyn WalletStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        self.submit(quiet, one_statement, move |store| {
+        self.submit(kind, move |store| {
             f(store).map(Ok::<T, std::convert::Infallible>)
         })
         .map(|outcome| match outcome {
@@ -284,7 +296,7 @@ fn write_batches(
                 Err(_) => break,
             }
         }
-        let all_quiet = batch.iter().all(|job| job.quiet);
+        let all_quiet = batch.iter().all(|job| job.kind.quiet());
         let deliveries = run_batch(store.as_mut(), &mut batch);
         let committed = store.batch_step(BatchStep::Commit);
         if committed.is_err() {
@@ -314,7 +326,7 @@ fn run_batch(store: &mut dyn WalletStore, batch: &mut Vec<Job>) -> Vec<Delivery>
     for job in batch.drain(..) {
         // One statement that fails has undone itself where the store says so: nothing for a
         // savepoint to do.
-        let bracketed = !(job.one_statement && statement_undoes_itself);
+        let bracketed = !(job.kind.one_statement() && statement_undoes_itself);
         if !began || (bracketed && store.batch_step(BatchStep::JobStart).is_err()) {
             continue;
         }
