@@ -13,8 +13,9 @@
 //! Like `zhifu bench api` it measures in one run: the ceiling (`GET /healthz`), the maximum
 //! order rate, and latency at 80 % of it, paced open-loop. A second reference, measured in the
 //! same run, is the rate of the cheapest signed call (`GET /merchant/v1/balance`): its
-//! signature verified, its nonce written, its response signed, which every order pays too. Then it checks the money: the
-//! merchant's unsettled balance must be exactly the orders' amounts minus their fees.
+//! signature verified, its nonce written, its response signed, which every order pays too.
+//! Then it checks the money: the merchant's unsettled balance must be exactly the orders'
+//! amounts minus their fees.
 //!
 //! `--orders N` instead submits exactly N orders at once over the connections, each one twice
 //! (a till retrying the same `out_trade_no` and code), and checks that every order was paid

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use zhifu_store::{MerchantKeyRow, StoreError};
+use zhifu_store::StoreError;
 
 /// The longest `Authorization` value read: the longest valid one (RSA-4096, longest serial and
 /// nonce) is under 1,000 bytes.
@@ -291,30 +291,26 @@ pub struct Verifier {
     parsed_keys: Arc<Mutex<ParsedKeys>>,
 }
 
-/// Public keys as parsed from their stored PEM, by merchant and serial. The row is still read
-/// for every request (a revoked or replaced key is refused at once, with nothing to
-/// invalidate); only the parsing, which for Ed25519 decompresses a curve point, is saved. An
-/// entry is used only while the stored PEM is the one it was parsed from.
+/// Public keys as parsed, by the PEM they were parsed from. The row is still read for every
+/// request (a revoked or replaced key is refused at once, with nothing to invalidate); only the
+/// parsing, which for Ed25519 decompresses a curve point, is saved.
 #[derive(Default)]
 struct ParsedKeys {
-    by_serial: HashMap<(i64, String), (String, MerchantPublicKey)>,
+    by_pem: HashMap<String, MerchantPublicKey>,
 }
 
 impl ParsedKeys {
-    fn get(&self, row: &MerchantKeyRow) -> Option<MerchantPublicKey> {
-        let (pem, key) = self.by_serial.get(&(row.merchant_id, row.serial.clone()))?;
-        (*pem == row.public_key_pem).then(|| key.clone())
+    fn get(&self, pem: &str, algorithm: KeyAlgorithm) -> Option<MerchantPublicKey> {
+        let key = self.by_pem.get(pem)?;
+        (key.algorithm() == algorithm).then(|| key.clone())
     }
 
-    fn insert(&mut self, row: &MerchantKeyRow, key: &MerchantPublicKey) {
+    fn insert(&mut self, pem: &str, key: &MerchantPublicKey) {
         // Bounded: past the cap it starts over (keys are few; this only guards memory).
-        if self.by_serial.len() >= PARSED_KEYS_MAX {
-            self.by_serial.clear();
+        if self.by_pem.len() >= PARSED_KEYS_MAX {
+            self.by_pem.clear();
         }
-        self.by_serial.insert(
-            (row.merchant_id, row.serial.clone()),
-            (row.public_key_pem.clone(), key.clone()),
-        );
+        self.by_pem.insert(pem.to_owned(), key.clone());
     }
 }
 
@@ -415,15 +411,15 @@ impl Verifier {
             (Some(row), true) if row.revoked_ms.is_none() => row,
             (_, true) => return Err(SignatureError::KeyUnknown),
         };
-        let parsed_keys = || self.parsed_keys.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(key) = parsed_keys().get(&row) {
-            return Ok(key);
-        }
         let corrupt = || SignatureError::Store(StoreError::Corrupt("a stored merchant key".into()));
         let algorithm = KeyAlgorithm::parse(&row.algorithm).ok_or_else(corrupt)?;
+        let parsed_keys = || self.parsed_keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(key) = parsed_keys().get(&row.public_key_pem, algorithm) {
+            return Ok(key);
+        }
         let key =
             MerchantPublicKey::parse(algorithm, &row.public_key_pem).map_err(|_| corrupt())?;
-        parsed_keys().insert(&row, &key);
+        parsed_keys().insert(&row.public_key_pem, &key);
         Ok(key)
     }
 }
