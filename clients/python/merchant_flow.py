@@ -9,7 +9,9 @@ notification on its own HTTP listener, verifies the platform's signature, opens 
 resource, queries the order, refunds twice, downloads the day's trade bill and checks its
 digest and summary. Prints `OK` and exits 0, or says what failed and exits 1.
 
-    python3 merchant_flow.py http://127.0.0.1:8080 OPERATOR_TOKEN
+    python3 merchant_flow.py http://127.0.0.1:8080 OPERATOR_TOKEN [CERT.pem KEY.pem]
+
+With CERT and KEY, the notification listener serves https with them.
 """
 
 import base64
@@ -18,6 +20,7 @@ import http.server
 import json
 import os
 import queue
+import ssl
 import sys
 import threading
 import time
@@ -30,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 BASE, OPERATOR_TOKEN = sys.argv[1].rstrip("/"), sys.argv[2]
+TLS_FILES = sys.argv[3:5]  # optional: CERT KEY, to receive notifications over https
 SERIAL = "py-rsa-1"
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
@@ -118,8 +122,14 @@ class Notifications(http.server.BaseHTTPRequestHandler):
 
 
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Notifications)
+scheme = "http"
+if TLS_FILES:  # the endpoint over https, with the certificate and key given
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*TLS_FILES)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    scheme = "https"
 threading.Thread(target=server.serve_forever, daemon=True).start()
-notify_url = f"http://127.0.0.1:{server.server_address[1]}/notify"
+notify_url = f"{scheme}://127.0.0.1:{server.server_address[1]}/notify"
 
 # Set-up by the operator (§7): the merchant and its public key.
 MCHID = str(operator("POST", "/api/v1/operator/merchants",

@@ -43,6 +43,9 @@ enum Bench {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The one TLS crypto provider in the binary (ring): rustls cannot choose by itself, and
+    // the HTTP client refuses to build, even for plain http, until one is installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
         Command::Serve(args) => serve::run(args),
         Command::Bench(Bench::Ledger(args)) => bench_ledger::run(args),

@@ -65,6 +65,10 @@ pub struct Args {
     /// are paid what was settled before that day's 00:00 (T+1).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=23))]
     settlement_hour: u8,
+    /// PEM file of certificate authorities trusted for merchants' https `notify_url`s besides
+    /// the system's (an operator's private CA, or a test's).
+    #[arg(long)]
+    notify_ca_file: Option<PathBuf>,
 }
 
 fn parse_bank_mode(text: &str) -> Result<BankMode, String> {
@@ -262,6 +266,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         notifier: Arc::new(tokio::sync::Notify::new()),
     };
     state.bank.set_mode(args.bank_mode);
+    let notify_client = crate::api::notify::client(args.notify_ca_file.as_deref())?;
     // Before the first request: an order that a crash left unpaid over a posted chain must be
     // recorded before anyone can pay it again.
     // The reconciler's own ledger connection: its passes read the ledger for many orders,
@@ -290,7 +295,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if args.demo {
             crate::demo::print_console_link(&state, &format!("http://{}/", listener.local_addr()?));
         }
-        let deliverer = tokio::spawn(crate::api::notify::deliver(state.clone()));
+        let deliverer = tokio::spawn(crate::api::notify::deliver(state.clone(), notify_client));
         axum::serve(listener, app(state.clone()))
             .with_graceful_shutdown(shutdown_signal())
             .await?;

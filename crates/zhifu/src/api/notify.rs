@@ -17,9 +17,11 @@ use super::merchant_signing::signature_headers;
 use super::orders::{order_json, refund_json};
 use super::time::rfc3339_from_ms;
 use crate::serve::AppState;
+use anyhow::Context;
 use axum::body::Bytes;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use zhifu_domain::acquiring::keys::KeyAlgorithm;
@@ -44,15 +46,37 @@ struct InFlight {
     finished_since_read: Vec<i64>,
 }
 
-/// Runs until the server stops (the task is aborted then; an event in flight is delivered
-/// again later, which the merchant's dedupe by event id absorbs).
-pub async fn deliver(state: AppState) {
-    let client = reqwest::Client::builder()
+/// The client that delivers: http, or https with the server's certificate checked against
+/// the system's roots and those in `ca_file` (PEM). No redirects: the event goes to the URL
+/// the merchant registered, nowhere else. Fails at start-up if `ca_file` holds no certificate.
+pub fn client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
         .timeout(DELIVERY_TIMEOUT)
         .connect_timeout(Duration::from_secs(2))
         .redirect(reqwest::redirect::Policy::none())
+        .https_only(false);
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("--notify-ca-file {}: cannot read it", path.display()))?;
+        let roots = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|roots| !roots.is_empty())
+            .with_context(|| {
+                format!(
+                    "--notify-ca-file {}: no PEM certificate in it",
+                    path.display()
+                )
+            })?;
+        builder = builder.tls_certs_merge(roots);
+    }
+    builder
         .build()
-        .expect("a plain HTTP client builds");
+        .context("the notification client cannot be built (TLS roots)")
+}
+
+/// Runs until the server stops (the task is aborted then; an event in flight is delivered
+/// again later, which the merchant's dedupe by event id absorbs).
+pub async fn deliver(state: AppState, client: reqwest::Client) {
     let in_flight: Arc<Mutex<InFlight>> = Arc::default();
     let notifier = state.notifier();
     loop {
@@ -156,9 +180,36 @@ async fn post(
             let status = response.status();
             (status.as_u16().to_string(), status.is_success())
         }
-        Err(e) if e.is_timeout() => ("timeout".into(), false),
-        Err(e) if e.is_connect() => ("connection refused".into(), false),
-        Err(_) => ("request failed".into(), false),
+        Err(e) => (failure(&e), false),
+    }
+}
+
+/// What the delivery log says of a request that got no answer. A TLS failure names rustls's
+/// reason (an untrusted or expired certificate, a name that does not match): the merchant
+/// can fix that, while "connection refused" would send them looking in the wrong place.
+/// Nothing here can hold a secret: reasons, never the body or the headers.
+fn failure(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "timeout".into();
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    // A bounded walk: error chains are short, and a cycle must not hang the deliverer. An I/O
+    // error wrapping another is stepped into (its `source` would skip the wrapped error).
+    for _ in 0..16 {
+        let Some(current) = source else { break };
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return format!("tls: {tls}");
+        }
+        source = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+    }
+    match error.is_connect() {
+        true => "connection failed".into(),
+        false => "request failed".into(),
     }
 }
 

@@ -32,43 +32,49 @@ struct Listener {
 
 impl Listener {
     fn start(statuses: Vec<u16>) -> Listener {
+        Listener::serve(statuses, None)
+    }
+
+    /// The endpoint over https, with a certificate for 127.0.0.1 from the test CA
+    /// (`tests/it/tls`), which a server trusts only when started with `--notify-ca-file` naming `ca.pem`.
+    fn start_tls(statuses: Vec<u16>) -> Listener {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        crate::support::install_tls_provider();
+        let certificates = CertificateDer::pem_file_iter(tls_fixture("merchant.pem"))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_file(tls_fixture("merchant-key.pem")).unwrap();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certificates, key)
+            .unwrap();
+        Listener::serve(statuses, Some(Arc::new(config)))
+    }
+
+    fn serve(statuses: Vec<u16>, tls: Option<Arc<rustls::ServerConfig>>) -> Listener {
         let socket = TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/zhifu/notify", socket.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}/zhifu/notify", socket.local_addr().unwrap());
         let received: Arc<Mutex<Vec<Response>>> = Arc::default();
         let kept = received.clone();
         std::thread::spawn(move || {
             let mut statuses = statuses.into_iter();
             for stream in socket.incoming() {
-                let Ok(mut stream) = stream else { return };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut headers = Vec::new();
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                loop {
-                    line.clear();
-                    if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some((name, value)) = line.split_once(':') {
-                        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-                    }
-                }
-                let length: usize = headers
-                    .iter()
-                    .find(|(name, _)| name == "content-length")
-                    .map_or(0, |(_, value)| value.parse().unwrap());
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
+                let Ok(stream) = stream else { return };
                 let status = statuses.next().unwrap_or(200);
-                kept.lock().unwrap().push(Response {
-                    status,
-                    headers,
-                    body: String::from_utf8(body).unwrap(),
-                });
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                );
+                // A handshake the client breaks off (an untrusted certificate) is no delivery.
+                let delivery = match &tls {
+                    None => answer(stream, status),
+                    Some(config) => {
+                        let connection = rustls::ServerConnection::new(config.clone()).unwrap();
+                        answer(rustls::StreamOwned::new(connection, stream), status)
+                    }
+                };
+                if let Some(delivery) = delivery {
+                    kept.lock().unwrap().push(delivery);
+                }
             }
         });
         Listener { url, received }
@@ -93,6 +99,46 @@ impl Listener {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Reads one POST from `stream` and answers it with `status`; None if the client went away
+/// before its request was whole.
+fn answer(stream: impl Read + Write, status: u16) -> Option<Response> {
+    let mut reader = BufReader::new(stream);
+    let mut headers = Vec::new();
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).ok()? == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+        }
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(name, _)| name == "content-length")
+        .map_or(0, |(_, value)| value.parse().unwrap());
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    let stream = reader.get_mut();
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let _ = stream.flush();
+    Some(Response {
+        status,
+        headers,
+        body: String::from_utf8(body).unwrap(),
+    })
+}
+
+/// A file of the test CA's (`tests/it/tls/README.md`).
+fn tls_fixture(name: &str) -> String {
+    format!("{}/tests/it/tls/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// An RSA merchant with this notify URL, and its notification key.
@@ -160,11 +206,11 @@ fn assert_private(text: &str) {
 
 #[test]
 fn a_merchant_integrates_native_orders_notifications_refunds_and_bills() {
-    let server = Server::start();
+    // The merchant's endpoint is https, as real ones are, with a certificate from a CA that
+    // the operator told the server to trust.
+    let server = Server::start_with_args(&["--notify-ca-file", &tls_fixture("ca.pem")]);
     let platform = PlatformKeys::fetch(&server);
-    // The endpoint fails the first delivery; the retry comes 15 s later: the test does not
-    // wait for it, the domain's tests follow the whole schedule with a manual clock.
-    let listener = Listener::start(vec![]);
+    let listener = Listener::start_tls(vec![]);
     let (shop, notify_key) = rsa_merchant(&server, &listener.url, None);
     let (payer, card) = ready_to_pay(&server);
     assert_eq!(
@@ -428,6 +474,50 @@ fn a_merchant_integrates_native_orders_notifications_refunds_and_bills() {
     // The ledger still balances: the engine checks conservation when it starts again.
     let server = server.restart();
     assert_eq!(balance_minor(&server, &payer), 100_000 - 12_345 + 5_000);
+}
+
+/// An https endpoint whose certificate chains to no root the server trusts gets nothing: the
+/// delivery log says why (`tls: …`), and the event stays due for its retries.
+#[test]
+fn notifications_never_go_to_an_https_endpoint_the_server_cannot_trust() {
+    let server = Server::start();
+    let listener = Listener::start_tls(vec![]);
+    let (shop, _) = rsa_merchant(&server, &listener.url, None);
+    let (payer, card) = ready_to_pay(&server);
+    assert_eq!(
+        top_up(&server, &payer, Some("in"), &card, 10_000, PIN).status,
+        201
+    );
+    let body =
+        r#"{"out_trade_no":"TLS-1","description":"Tea","amount_minor":800,"currency":"CNY"}"#;
+    let created = shop.call(&server, "POST", "/merchant/v1/orders/native", body);
+    assert_eq!(created.status, 201, "{}", created.body);
+    let code_url = created.json()["code_url"].as_str().unwrap().to_owned();
+    let pay = format!(r#"{{"code":"{code_url}","pin":"{PIN}"}}"#);
+    let paid = server.send_keyed("POST", "/api/v1/merchant-payments", &payer, Some("p"), &pay);
+    assert_eq!(paid.status, 201, "{}", paid.body);
+    // The first attempt runs at once; wait until it is in the log.
+    let started = Instant::now();
+    let attempt = loop {
+        let log = shop.call(&server, "GET", "/merchant/v1/notifications", "");
+        assert_eq!(log.status, 200, "{}", log.body);
+        let attempts = log.json()["notifications"][0]["attempts"].clone();
+        if let Some(first) = attempts.as_array().and_then(|a| a.first()) {
+            break first.clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no attempt logged: {}",
+            log.body
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let outcome = attempt["outcome"].as_str().unwrap();
+    assert!(
+        outcome.starts_with("tls: ") && outcome.contains("UnknownIssuer"),
+        "{attempt}"
+    );
+    assert!(listener.wait_for(1, Duration::from_millis(200)).is_empty());
 }
 
 #[test]
@@ -719,12 +809,13 @@ fn try_keyed_post(address: &str, path: &str, token: &str, key: &str, body: &str)
 }
 
 /// The same flow from an independent client in Python (`clients/python/merchant_flow.py`),
-/// written from `docs/merchant-api.md` with the `cryptography` package: proof that the docs
-/// are enough. CI installs Python's `cryptography` (`.ci/run`).
+/// written from `docs/merchant-api.md` with the `cryptography` package, its notifications
+/// received over https: proof that the docs are enough. CI installs Python's `cryptography` (`.ci/run`).
 #[test]
 fn a_python_client_written_from_the_docs_completes_the_merchant_flow() {
     use std::process::{Command, Stdio};
-    let server = Server::start();
+    // The client's notification endpoint serves https (Python's `ssl`), like the Rust one.
+    let server = Server::start_with_args(&["--notify-ca-file", &tls_fixture("ca.pem")]);
     let (payer, card) = ready_to_pay(&server);
     assert_eq!(
         top_up(&server, &payer, Some("in"), &card, 100_000, PIN).status,
@@ -738,6 +829,7 @@ fn a_python_client_written_from_the_docs_completes_the_merchant_flow() {
         .arg(script)
         .arg(format!("http://{}", server.address))
         .arg(server.operator_token())
+        .args([tls_fixture("merchant.pem"), tls_fixture("merchant-key.pem")])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -5,6 +5,8 @@ use chromiumoxide::{Browser, BrowserConfig, Page};
 use futures::StreamExt;
 
 async fn browser() -> (Browser, tokio::task::JoinHandle<()>, tempfile::TempDir) {
+    // chromiumoxide's HTTP client is the binary's reqwest, built without a provider of its own.
+    crate::support::install_tls_provider();
     let profile = tempfile::tempdir().expect("a browser profile directory");
     let config = BrowserConfig::builder()
         .chrome_executable("/usr/bin/chromium")

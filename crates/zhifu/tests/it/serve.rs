@@ -136,3 +136,28 @@ fn publishes_its_openapi_document_and_every_api_route_is_in_it() {
     assert_eq!(explorer.status, 200);
     assert!(explorer.body.contains("swagger-ui"), "{}", explorer.body);
 }
+
+/// A `--notify-ca-file` that cannot be read, or holds no certificate, stops the start with a
+/// message naming the file: a server that silently trusted no CA would fail every delivery.
+#[test]
+fn a_notify_ca_file_without_a_certificate_stops_the_start() {
+    let data = tempfile::tempdir().unwrap();
+    let empty = data.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let missing = data.path().join("missing.pem");
+    for (file, says) in [(&empty, "no PEM certificate"), (&missing, "cannot read")] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_zhifu"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path().join("data"))
+            .arg("--notify-ca-file")
+            .arg(file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(says) && stderr.contains(&*file.to_string_lossy()),
+            "{stderr}"
+        );
+    }
+}

@@ -6,6 +6,12 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// The TLS crypto provider the binary installs at start (ring), for this process's own TLS:
+/// the browser's HTTP client and the merchants' https endpoints. Idempotent.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub struct Server {
     child: Child,
     stdout: BufReader<std::process::ChildStdout>,
