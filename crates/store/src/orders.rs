@@ -48,6 +48,15 @@ pub struct RefundRow {
     pub reason: Option<String>,
     pub state: String,
     pub created_ms: i64,
+    /// When it left `PROCESSING` (None before): its `success_time`, and the day of its bill.
+    pub finished_ms: Option<i64>,
+}
+
+impl RefundRow {
+    /// When it succeeded; None while `PROCESSING` or if it ended otherwise.
+    pub fn success_ms(&self) -> Option<i64> {
+        self.finished_ms.filter(|_| self.state == "SUCCESS")
+    }
 }
 
 /// An event for a merchant's `notify_url`. `resource` is the plaintext JSON that delivery
@@ -155,8 +164,10 @@ pub trait OrderStore {
     /// Stores a refund unless the merchant has one of this `out_refund_no`; returns the stored
     /// row either way.
     fn refund_insert(&mut self, refund: &RefundRow) -> Result<RefundRow, StoreError>;
-    /// Moves a `PROCESSING` refund to `state`; false when it is not `PROCESSING` (any more).
-    fn refund_finish(&mut self, id: i64, state: &str) -> Result<bool, StoreError>;
+    /// Moves a `PROCESSING` refund to `state` at `finished_ms`; false when it is not
+    /// `PROCESSING` (any more).
+    fn refund_finish(&mut self, id: i64, state: &str, finished_ms: i64)
+    -> Result<bool, StoreError>;
     /// Forgets a `PROCESSING` refund whose chain the ledger refused: nothing moved. (The
     /// ledger keeps the refusal under the refund's ids, so the same request is refused alike.)
     /// False when it is not `PROCESSING`.
@@ -174,8 +185,8 @@ pub trait OrderStore {
         out_refund_no: &str,
     ) -> Result<Option<RefundRow>, StoreError>;
     fn refunds_of_order(&mut self, order_id: i64) -> Result<Vec<RefundRow>, StoreError>;
-    /// The merchant's finished (`SUCCESS`) refunds made in `[from_ms, to_ms)`, by id, after
-    /// `after_id`.
+    /// The merchant's refunds that succeeded in `[from_ms, to_ms)` (by `finished_ms`), by id,
+    /// after `after_id`.
     fn refunds_between(
         &mut self,
         merchant_id: i64,
@@ -265,7 +276,7 @@ const ORDER_COLUMNS: &str = "id, merchant_id, out_trade_no, kind, amount_minor, 
      request_digest, state, payer_id, pin_confirmed, fee_minor, commission_minor, \
      refunded_minor, refund_count, created_ms, expires_ms, paid_ms, closed_ms";
 const REFUND_COLUMNS: &str = "id, order_id, merchant_id, out_refund_no, amount_minor, \
-     fee_minor, commission_minor, reason, state, created_ms";
+     fee_minor, commission_minor, reason, state, created_ms, finished_ms";
 const SETTLEMENT_COLUMNS: &str =
     "merchant_id, cutoff_ms, amount_minor, card_token, state, created_ms, finished_ms";
 const NOTIFICATION_COLUMNS: &str = "id, event_id, merchant_id, event_type, resource, \
@@ -315,6 +326,7 @@ fn refund_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<RefundRow> {
         reason: r.get(7)?,
         state: r.get(8)?,
         created_ms: r.get(9)?,
+        finished_ms: r.get(10)?,
     })
 }
 
@@ -532,13 +544,19 @@ impl OrderStore for SqliteWalletStore {
         Ok(rows)
     }
 
-    fn refund_finish(&mut self, id: i64, state: &str) -> Result<bool, StoreError> {
+    fn refund_finish(
+        &mut self,
+        id: i64,
+        state: &str,
+        finished_ms: i64,
+    ) -> Result<bool, StoreError> {
         let changed = self
             .connection
             .prepare_cached(
-                "UPDATE merchant_refunds SET state = ?2 WHERE id = ?1 AND state = 'PROCESSING'",
+                "UPDATE merchant_refunds SET state = ?2, finished_ms = ?3 \
+                 WHERE id = ?1 AND state = 'PROCESSING'",
             )?
-            .execute(params![id, state])?;
+            .execute(params![id, state, finished_ms])?;
         Ok(changed > 0)
     }
 
@@ -626,7 +644,8 @@ impl OrderStore for SqliteWalletStore {
         let limit = limit.min(PAGE_LEN_MAX) as i64;
         let mut statement = self.connection.prepare_cached(&format!(
             "SELECT {REFUND_COLUMNS} FROM merchant_refunds WHERE merchant_id = ?1 \
-             AND state = 'SUCCESS' AND created_ms >= ?2 AND created_ms < ?3 AND id > ?4 ORDER BY id LIMIT ?5"
+             AND state = 'SUCCESS' AND finished_ms >= ?2 AND finished_ms < ?3 AND id > ?4 \
+             ORDER BY id LIMIT ?5"
         ))?;
         let rows = statement
             .query_map(
@@ -949,6 +968,7 @@ fn refund_postgres(r: &postgres::Row) -> Result<RefundRow, StoreError> {
         reason: r.get(7),
         state: r.get(8),
         created_ms: r.get(9),
+        finished_ms: r.get(10),
     })
 }
 
@@ -1127,10 +1147,16 @@ impl OrderStore for PostgresWalletStore {
         rows.iter().map(order_postgres).collect()
     }
 
-    fn refund_finish(&mut self, id: i64, state: &str) -> Result<bool, StoreError> {
+    fn refund_finish(
+        &mut self,
+        id: i64,
+        state: &str,
+        finished_ms: i64,
+    ) -> Result<bool, StoreError> {
         let changed = self.client.execute(
-            "UPDATE merchant_refunds SET state = $2 WHERE id = $1 AND state = 'PROCESSING'",
-            &[&id, &state],
+            "UPDATE merchant_refunds SET state = $2, finished_ms = $3 \
+             WHERE id = $1 AND state = 'PROCESSING'",
+            &[&id, &state, &finished_ms],
         )?;
         Ok(changed > 0)
     }
@@ -1219,7 +1245,8 @@ impl OrderStore for PostgresWalletStore {
         let rows = self.client.query(
             &format!(
                 "SELECT {REFUND_COLUMNS} FROM merchant_refunds WHERE merchant_id = $1 \
-                 AND state = 'SUCCESS' AND created_ms >= $2 AND created_ms < $3 AND id > $4 ORDER BY id LIMIT $5"
+                 AND state = 'SUCCESS' AND finished_ms >= $2 AND finished_ms < $3 AND id > $4 \
+                 ORDER BY id LIMIT $5"
             ),
             &[&merchant_id, &from_ms, &to_ms, &after_id, &limit],
         )?;

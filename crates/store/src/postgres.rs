@@ -65,6 +65,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         15,
         include_str!("../migrations/postgres/0015_order_recovery.sql"),
     ),
+    (
+        16,
+        include_str!("../migrations/postgres/0016_refund_finished.sql"),
+    ),
 ];
 
 pub struct PostgresStore {

@@ -25,6 +25,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("../migrations/sqlite/wallet_0012.sql")),
     (13, include_str!("../migrations/sqlite/wallet_0013.sql")),
     (14, include_str!("../migrations/sqlite/wallet_0014.sql")),
+    (15, include_str!("../migrations/sqlite/wallet_0015.sql")),
 ];
 
 /// A person to create.

@@ -243,6 +243,7 @@ proptest! {
                 out_refund_no: String::new(), amount_minor: part, fee_minor: fee_back,
                 commission_minor: commission_back, reason: None, state: "SUCCESS".into(),
                 created_ms: 0,
+                finished_ms: None,
             });
             order.refunded_minor += part;
         }
@@ -593,6 +594,7 @@ fn a_refund_cut_short_is_finished_once_or_forgotten_when_the_ledger_refuses_it()
             reason: None,
             state: "PROCESSING".into(),
             created_ms: START_MS + 10_000,
+            finished_ms: None,
         };
         world
             .people
@@ -626,6 +628,32 @@ fn a_refund_cut_short_is_finished_once_or_forgotten_when_the_ledger_refuses_it()
             refunded.refund_count
         ),
         ("REFUND", 4_000, 1)
+    );
+    // It succeeded when the pass finished it, not when it was asked for: that is the day
+    // its bill counts it in.
+    let finished = world
+        .people
+        .db()
+        .read(|s| s.refund_by_out_refund_no(shop.get(), "r-1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (finished.created_ms, finished.success_ms()),
+        (START_MS + 10_000, Some(START_MS + 20_000))
+    );
+    let day = |from_ms: i64, to_ms: i64| {
+        world
+            .orders
+            .refunds_between(&world.people, shop, (from_ms, to_ms), 0, 10)
+            .unwrap()
+            .len()
+    };
+    assert_eq!(
+        (
+            day(START_MS, START_MS + 20_000),
+            day(START_MS + 20_000, START_MS + 20_001)
+        ),
+        (0, 1)
     );
     // The merchant's retry is answered with the finished refund; nothing moves again.
     assert_eq!(

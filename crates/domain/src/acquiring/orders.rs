@@ -1305,6 +1305,7 @@ impl Orders {
             reason: refund.reason.clone(),
             state: PROCESSING.into(),
             created_ms: now_ms,
+            finished_ms: None,
         };
         let stored = people.db().write_plain(move |s| s.refund_insert(&row))?;
         // Another order's refund under the same `out_refund_no`, stored meanwhile.
@@ -1372,6 +1373,9 @@ impl Orders {
         let from = stored_state(&order.state);
         let mut finished = refund;
         finished.state = SUCCESS.into();
+        // Now, not when it was requested: recovery may finish it a day later, and the bills
+        // count it on the day the merchant was told.
+        finished.finished_ms = Some(now_ms);
         let written = finished.clone();
         let event = event(
             &refunded,
@@ -1382,7 +1386,7 @@ impl Orders {
         // Under the order lock neither the refund nor the order can have moved; if one did,
         // this job is undone (and only this one: the writer's batch goes on).
         people.db().write_plain(move |s| {
-            if !s.refund_finish(written.id, SUCCESS)? || !s.order_update(&refunded, from)? {
+            if !s.refund_finish(written.id, SUCCESS, now_ms)? || !s.order_update(&refunded, from)? {
                 return Err(StoreError::Corrupt(
                     "a refund or its order changed under the order's lock".into(),
                 ));

@@ -349,6 +349,7 @@ fn unpaid_orders_and_refunds_in_flight_are_found_for_recovery(backend: Backend) 
         reason: None,
         state: "PROCESSING".into(),
         created_ms,
+        finished_ms: None,
     };
     let first = wallet.refund_insert(&refund("r-1", 5_000)).unwrap();
     let second = wallet.refund_insert(&refund("r-2", 6_000)).unwrap();
@@ -370,8 +371,8 @@ fn unpaid_orders_and_refunds_in_flight_are_found_for_recovery(backend: Backend) 
             .is_empty()
     );
 
-    assert!(wallet.refund_finish(first.id, "SUCCESS").unwrap());
-    assert!(!wallet.refund_finish(first.id, "SUCCESS").unwrap());
+    assert!(wallet.refund_finish(first.id, "SUCCESS", 9_000).unwrap());
+    assert!(!wallet.refund_finish(first.id, "SUCCESS", 9_000).unwrap());
     assert!(!wallet.refund_forget(first.id).unwrap());
     assert!(wallet.refund_forget(second.id).unwrap());
     assert_eq!(processing(&mut wallet, i64::MAX), Vec::<String>::new());
@@ -380,9 +381,23 @@ fn unpaid_orders_and_refunds_in_flight_are_found_for_recovery(backend: Backend) 
     assert_eq!(
         finished
             .iter()
-            .map(|r| r.state.as_str())
+            .map(|r| (r.state.as_str(), r.created_ms, r.success_ms()))
             .collect::<Vec<_>>(),
-        ["SUCCESS"]
+        [("SUCCESS", 5_000, Some(9_000))]
+    );
+    // A day's refunds are those that succeeded in it, whenever they were asked for.
+    assert!(
+        wallet
+            .refunds_between(shop, 0, 9_000, 0, 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        wallet
+            .refunds_between(shop, 9_000, 9_001, 0, 10)
+            .unwrap()
+            .len(),
+        1
     );
     // A forgotten refund's row is gone: its number could be stored again.
     let again = wallet.refund_insert(&refund("r-2", 7_000)).unwrap();

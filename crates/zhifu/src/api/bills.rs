@@ -222,11 +222,13 @@ fn trade_csv(
         ));
     }
     for (refund, order) in refunds {
+        // The bill's refunds are those that succeeded that day (`refunds_between`).
+        let at = refund.success_ms().unwrap_or(refund.created_ms);
         rows.push((
-            refund.created_ms,
+            at,
             format!(
                 "{},{},{},{},{},{},REFUND,0.00,0.00,{},{},{},{},{}\r\n",
-                time_text(refund.created_ms),
+                time_text(at),
                 order.id,
                 text_field(&order.out_trade_no),
                 order.merchant_id,
@@ -311,7 +313,7 @@ pub async fn fund_flow_bill_of(
         }
     }
     for (refund, order) in &refunds {
-        let at = refund.created_ms;
+        let at = refund.success_ms().unwrap_or(refund.created_ms);
         flows.push((
             at,
             "refund",

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use zhifu_domain::acquiring::merchants::{self, MerchantError, MerchantId};
 use zhifu_domain::acquiring::notifications;
 use zhifu_domain::acquiring::orders::{
-    NewOrder, NewRefund, OrderError, OrderKind, Orders, SUCCESS, shown_state,
+    NewOrder, NewRefund, OrderError, OrderKind, Orders, shown_state,
 };
 use zhifu_domain::wallet::limits::LimitPolicy;
 use zhifu_store::{OrderRow, RefundRow};
@@ -106,7 +106,7 @@ pub fn refund_json(order: &OrderRow, refund: &RefundRow) -> Value {
         "channel": "BALANCE",
         "created_at": rfc3339_from_ms(refund.created_ms),
         // Empty while the refund is in flight (`PROCESSING`).
-        "success_time": (refund.state == SUCCESS).then(|| rfc3339_from_ms(refund.created_ms)),
+        "success_time": refund.success_ms().map(rfc3339_from_ms),
     })
 }
 
