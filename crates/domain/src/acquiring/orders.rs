@@ -410,7 +410,7 @@ fn hex(bytes: &[u8]) -> String {
 #[derive(Clone)]
 pub struct Orders {
     /// Tags order references in codes and makes payers' pseudonyms.
-    key: Vec<u8>,
+    key: Arc<[u8]>,
     policy: OrderPolicy,
     /// Merchants whose ledger accounts this process has opened.
     opened: Arc<Mutex<HashSet<i64>>>,
@@ -476,7 +476,7 @@ struct Split {
 impl Orders {
     pub fn new(secret: &[u8], policy: OrderPolicy) -> Orders {
         Orders {
-            key: derive_key(secret, "merchant orders"),
+            key: derive_key(secret, "merchant orders").into(),
             policy,
             opened: Arc::default(),
             paid_unrecorded: Arc::default(),

@@ -122,14 +122,14 @@ impl From<zhifu_store::StoreError> for ReceiveCodeError {
 /// Makes and reads receive codes. Cheap to clone.
 #[derive(Clone)]
 pub struct ReceiveCodes {
-    key: Vec<u8>,
+    key: std::sync::Arc<[u8]>,
     policy: ReceiveCodePolicy,
 }
 
 impl ReceiveCodes {
     pub fn new(secret: &[u8], policy: ReceiveCodePolicy) -> ReceiveCodes {
         ReceiveCodes {
-            key: derive_key(secret, "receive codes"),
+            key: derive_key(secret, "receive codes").into(),
             policy,
         }
     }
