@@ -27,6 +27,7 @@ use crate::bench_api::{
     Connection, Person, PhaseResult, Request, Server, address_of, round2, run_phase, set_up_people,
 };
 use anyhow::{Context, bail, ensure};
+use base64ct::Encoding;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -192,11 +193,14 @@ async fn measure(
         return exactly_once(args, address, &people, &till, orders).await;
     }
     let phase = Duration::from_secs(args.seconds);
+    let machine_before = MachineCpu::read();
     let ceiling = run_phase(address, args.connections, phase, None, |_, _, _| {
         Request::get("/healthz")
     })
     .await?;
+    let ceiling_busy_cores = MachineCpu::busy_cores_since(machine_before);
     eprintln!("bench pay: ceiling {:.0}/s", ceiling.rate_per_s);
+    let floor = OrderFloor::measure(&till.key, ceiling.rate_per_s, ceiling_busy_cores);
     // A second reference: the cheapest signed call (the signature verified, its nonce written,
     // the balance read, the response signed), what every order pays before its own work.
     let signing_till = till.clone();
@@ -263,6 +267,9 @@ async fn measure(
         "orders_share_of_ceiling": round2(max.result.rate_per_s / ceiling.rate_per_s),
         "signed_call_per_s": signed_call.rate_per_s.round(),
         "orders_share_of_signed_call": round2(max.result.rate_per_s / signed_call.rate_per_s),
+        "ed25519_sign_us": round2(floor.sign_us),
+        "ed25519_verify_us": round2(floor.verify_us),
+        "orders_share_of_ceiling_max": floor.share_of_ceiling_max.map(round2),
         "paced_per_s": paced.result.rate_per_s.round(),
         "orders_paid": paid,
         "merchant_balance_minor": balance_minor,
@@ -272,6 +279,105 @@ async fn measure(
         "seconds": args.seconds,
         "store": if args.url.is_some() { "given" } else { args.store.as_str() },
     }))
+}
+
+/// The least CPU an order can cost here, measured in the run, and so the highest share of the
+/// ceiling that orders could reach even if everything else they do (the order's logic, its
+/// rows, the ledger chain, the commits) were free. An order is two HTTP requests, each at
+/// least a ceiling request's CPU (client and server; the ceiling phase's busy cores over its
+/// rate), the order and the consumer's code fetch, and three Ed25519 operations: the
+/// client signs the request, the server verifies it and signs its answer.
+struct OrderFloor {
+    sign_us: f64,
+    verify_us: f64,
+    /// None where the machine's CPU time cannot be read (not Linux).
+    share_of_ceiling_max: Option<f64>,
+}
+
+impl OrderFloor {
+    const ROUNDS: usize = 5;
+    const OPERATIONS_PER_ROUND: u32 = 400;
+
+    fn measure(key: &PlatformKey, ceiling_per_s: f64, busy_cores: Option<f64>) -> OrderFloor {
+        let message = request_message(
+            "POST",
+            "/merchant/v1/orders/pay-code",
+            "1",
+            "n",
+            &[b'x'; 300],
+        );
+        let signature = key.sign_base64(&message);
+        let signature = base64ct::Base64::decode_vec(&signature).unwrap_or_default();
+        let sign_us = median_us(|| {
+            std::hint::black_box(key.sign_base64(std::hint::black_box(&message)));
+        });
+        let verify_us = median_us(|| {
+            let verified = key.public_key().verifies(&message, &signature);
+            assert!(verified, "the till's own signature verifies");
+        });
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let share_of_ceiling_max = busy_cores.map(|busy| {
+            let request_us = busy * 1e6 / ceiling_per_s;
+            let order_us = 2.0 * request_us + 2.0 * sign_us + verify_us;
+            cores * 1e6 / order_us / ceiling_per_s
+        });
+        OrderFloor {
+            sign_us,
+            verify_us,
+            share_of_ceiling_max,
+        }
+    }
+}
+
+/// The median over [`OrderFloor::ROUNDS`] rounds of one operation's time, in microseconds.
+fn median_us(mut operation: impl FnMut()) -> f64 {
+    let mut rounds = [0.0; OrderFloor::ROUNDS];
+    for round in &mut rounds {
+        let started = Instant::now();
+        for _ in 0..OrderFloor::OPERATIONS_PER_ROUND {
+            operation();
+        }
+        *round =
+            started.elapsed().as_secs_f64() * 1e6 / f64::from(OrderFloor::OPERATIONS_PER_ROUND);
+    }
+    rounds.sort_by(f64::total_cmp);
+    rounds[OrderFloor::ROUNDS / 2]
+}
+
+/// The machine's CPU time so far (all processes), from `/proc/stat`: busy and total ticks.
+#[derive(Clone, Copy)]
+struct MachineCpu {
+    busy_ticks: u64,
+    total_ticks: u64,
+}
+
+impl MachineCpu {
+    fn read() -> Option<MachineCpu> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let ticks = stat
+            .lines()
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .map(|field| field.parse::<u64>().ok())
+            .collect::<Option<Vec<_>>>()?;
+        // user nice system idle iowait irq softirq steal …: idle and iowait are not busy.
+        let idle = ticks.get(3)? + ticks.get(4)?;
+        let total: u64 = ticks.iter().take(8).sum();
+        Some(MachineCpu {
+            busy_ticks: total - idle,
+            total_ticks: total,
+        })
+    }
+
+    /// How many cores were busy on average since `before`.
+    fn busy_cores_since(before: Option<MachineCpu>) -> Option<f64> {
+        let (before, after) = (before?, MachineCpu::read()?);
+        let total = after.total_ticks.checked_sub(before.total_ticks)?;
+        let busy = after.busy_ticks.checked_sub(before.busy_ticks)?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        (total > 0).then(|| busy as f64 / total as f64 * cores)
+    }
 }
 
 struct OrderPhase {
