@@ -315,7 +315,7 @@ impl OrderFloor {
             let verified = key.public_key().verifies(&message, &signature);
             assert!(verified, "the till's own signature verifies");
         });
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        let cores = cores();
         let share_of_ceiling_max = busy_cores.map(|busy| {
             let request_us = busy * 1e6 / ceiling_per_s;
             let order_us = 2.0 * request_us + 2.0 * sign_us + verify_us;
@@ -375,9 +375,13 @@ impl MachineCpu {
         let (before, after) = (before?, MachineCpu::read()?);
         let total = after.total_ticks.checked_sub(before.total_ticks)?;
         let busy = after.busy_ticks.checked_sub(before.busy_ticks)?;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-        (total > 0).then(|| busy as f64 / total as f64 * cores)
+        (total > 0).then(|| busy as f64 / total as f64 * cores())
     }
+}
+
+/// The machine's cores, as the floor counts them.
+fn cores() -> f64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) as f64
 }
 
 struct OrderPhase {

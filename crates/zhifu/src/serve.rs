@@ -97,8 +97,8 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     engine: Arc<Engine>,
     store_name: &'static str,
-    /// Synchronous and short (one Argon2id hash at most): called on the blocking pool, each
-    /// call with its own clone (they share the wallet's connections and its writer).
+    /// Synchronous and short (one Argon2id hash at most): called on the blocking pool
+    /// ([`AppState::with_people`]), by reference from the shared state.
     people: People,
     /// A read connection to the ledger (balances, statements), also on the blocking pool.
     reader: Arc<Mutex<Box<dyn zhifu_store::Store>>>,
@@ -234,6 +234,8 @@ impl zhifu_domain::Random for OsRandom {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // First: a bad `--notify-ca-file` stops the start before any store is opened.
+    let notify_client = crate::api::notify::client(args.notify_ca_file.as_deref())?;
     let config = match args.database_url {
         Some(url) => StoreConfig::Postgres {
             url,
@@ -278,7 +280,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         notifier: Arc::new(tokio::sync::Notify::new()),
     }));
     state.bank.set_mode(args.bank_mode);
-    let notify_client = crate::api::notify::client(args.notify_ca_file.as_deref())?;
     // Before the first request: an order that a crash left unpaid over a posted chain must be
     // recorded before anyone can pay it again.
     // The reconciler's own ledger connection: its passes read the ledger for many orders,

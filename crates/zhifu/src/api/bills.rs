@@ -222,8 +222,7 @@ fn trade_csv(
         ));
     }
     for (refund, order) in refunds {
-        // The bill's refunds are those that succeeded that day (`refunds_between`).
-        let at = refund.success_ms().unwrap_or(refund.created_ms);
+        let at = billed_ms(refund);
         rows.push((
             at,
             format!(
@@ -313,7 +312,7 @@ pub async fn fund_flow_bill_of(
         }
     }
     for (refund, order) in &refunds {
-        let at = refund.success_ms().unwrap_or(refund.created_ms);
+        let at = billed_ms(refund);
         flows.push((
             at,
             "refund",
@@ -361,6 +360,12 @@ pub async fn fund_flow_bill_of(
         if cut { "no" } else { "yes" },
     ));
     Ok(csv_response(csv))
+}
+
+/// A refund's time in the bills: when it succeeded. The bills read only refunds that did
+/// (`refunds_between`), so the request's time is never used but keeps this total.
+fn billed_ms(refund: &RefundRow) -> i64 {
+    refund.success_ms().unwrap_or(refund.created_ms)
 }
 
 #[cfg(test)]

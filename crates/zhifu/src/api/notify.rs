@@ -53,8 +53,7 @@ pub fn client(ca_file: Option<&Path>) -> anyhow::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .timeout(DELIVERY_TIMEOUT)
         .connect_timeout(Duration::from_secs(2))
-        .redirect(reqwest::redirect::Policy::none())
-        .https_only(false);
+        .redirect(reqwest::redirect::Policy::none());
     if let Some(path) = ca_file {
         let pem = std::fs::read(path)
             .with_context(|| format!("--notify-ca-file {}: cannot read it", path.display()))?;
