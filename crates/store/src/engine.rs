@@ -17,7 +17,7 @@
 
 use crate::filter::IdFilter;
 use crate::replier::Replier;
-use crate::{Clock, Store, StoreConfig, StoreError, Upkeep};
+use crate::{Clock, Store, StoreConfig, StoreError, TransferRecord, Upkeep};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -82,7 +82,11 @@ type Reply<T> = flume::Sender<Result<T, EngineError>>;
 
 enum Command {
     OpenAccounts(Vec<NewAccount>, Reply<Vec<AccountCode>>),
-    CreateTransfers(Vec<NewTransfer>, Reply<Vec<TransferCode>>),
+    CreateTransfers(
+        Vec<NewTransfer>,
+        Vec<TransferRecord>,
+        Reply<Vec<TransferCode>>,
+    ),
     CloseAccount(AccountId, Reply<AccountCode>),
 }
 
@@ -96,7 +100,7 @@ impl Command {
     fn items(&self) -> usize {
         match self {
             Command::OpenAccounts(accounts, _) => accounts.len(),
-            Command::CreateTransfers(transfers, _) => transfers.len(),
+            Command::CreateTransfers(transfers, ..) => transfers.len(),
             Command::CloseAccount(..) => 1,
         }
     }
@@ -107,14 +111,14 @@ impl Command {
             (Command::OpenAccounts(_, reply), Ok(Answer::Accounts(codes))) => {
                 drop(reply.send(Ok(codes)))
             }
-            (Command::CreateTransfers(_, reply), Ok(Answer::Transfers(codes))) => {
+            (Command::CreateTransfers(.., reply), Ok(Answer::Transfers(codes))) => {
                 drop(reply.send(Ok(codes)))
             }
             (Command::CloseAccount(_, reply), Ok(Answer::Close(code))) => {
                 drop(reply.send(Ok(code)))
             }
             (Command::OpenAccounts(_, reply), Err(e)) => drop(reply.send(Err(e))),
-            (Command::CreateTransfers(_, reply), Err(e)) => drop(reply.send(Err(e))),
+            (Command::CreateTransfers(.., reply), Err(e)) => drop(reply.send(Err(e))),
             (Command::CloseAccount(_, reply), Err(e)) => drop(reply.send(Err(e))),
             _ => unreachable!("answer kind matches its command"),
         }
@@ -214,8 +218,18 @@ impl Engine {
         &self,
         transfers: Vec<NewTransfer>,
     ) -> Result<Vec<TransferCode>, EngineError> {
+        self.create_transfers_recorded(transfers, Vec::new())
+    }
+
+    /// Like [`Engine::create_transfers`], and writes `records` in the same commit if every
+    /// transfer is applied now or was before (`ok` or `exists`), else not at all.
+    pub fn create_transfers_recorded(
+        &self,
+        transfers: Vec<NewTransfer>,
+        records: Vec<TransferRecord>,
+    ) -> Result<Vec<TransferCode>, EngineError> {
         self.check_size(transfers.len())?;
-        self.call(|reply| Command::CreateTransfers(transfers, reply))
+        self.call(|reply| Command::CreateTransfers(transfers, records, reply))
     }
 
     pub async fn create_transfers_async(
@@ -223,7 +237,7 @@ impl Engine {
         transfers: Vec<NewTransfer>,
     ) -> Result<Vec<TransferCode>, EngineError> {
         self.check_size(transfers.len())?;
-        self.call_async(|reply| Command::CreateTransfers(transfers, reply))
+        self.call_async(|reply| Command::CreateTransfers(transfers, Vec::new(), reply))
             .await
     }
 
@@ -468,9 +482,10 @@ impl Writer {
             .iter()
             .map(|command| self.apply(now_ns, command))
             .collect();
-        if !self.out.is_empty() {
+        let records = records_to_write(commands, &answers);
+        if !self.out.is_empty() || !records.is_empty() {
             let commit_started = std::time::Instant::now();
-            if let Err(e) = self.store.commit(&self.out) {
+            if let Err(e) = self.store.commit(&self.out, &records) {
                 self.stats.commit_failures.fetch_add(1, Ordering::Relaxed);
                 self.healthy = false;
                 return fail_all(commands, &e);
@@ -505,7 +520,7 @@ impl Writer {
             Command::OpenAccounts(accounts, _) => {
                 Answer::Accounts(self.ledger.open_accounts(accounts, &mut self.out))
             }
-            Command::CreateTransfers(transfers, _) => Answer::Transfers(
+            Command::CreateTransfers(transfers, ..) => Answer::Transfers(
                 self.ledger
                     .create_transfers(now_ns, transfers, &mut self.prior, &mut self.out),
             ),
@@ -520,7 +535,7 @@ impl Writer {
         let mut lookup_ids = Vec::new();
         let mut resolution_ids = Vec::new();
         for command in commands {
-            let Command::CreateTransfers(transfers, _) = command else {
+            let Command::CreateTransfers(transfers, ..) = command else {
                 continue;
             };
             for transfer in transfers {
@@ -585,6 +600,25 @@ impl Writer {
         self.healthy = true;
         Ok(())
     }
+}
+
+/// The records of every request whose transfers all stand (applied now, or before: a retry
+/// writes what a crash may have kept an older version from writing; both kinds of record are
+/// idempotent).
+fn records_to_write<'a>(commands: &'a [Command], answers: &[Answer]) -> Vec<&'a TransferRecord> {
+    let mut records = Vec::new();
+    for (command, answer) in commands.iter().zip(answers) {
+        if let (Command::CreateTransfers(_, recorded, _), Answer::Transfers(codes)) =
+            (command, answer)
+            && !recorded.is_empty()
+            && codes
+                .iter()
+                .all(|code| matches!(code, TransferCode::Ok | TransferCode::Exists))
+        {
+            records.extend(recorded);
+        }
+    }
+    records
 }
 
 fn fail_all(commands: &mut Vec<Command>, error: &StoreError) {

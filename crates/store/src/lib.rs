@@ -42,7 +42,7 @@ pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use wallet::{
     BalanceSpent, CardRow, IdentityRow, NewUser, P2pRow, PinRow, RedPacketRow, SessionRow,
-    ShareRow, SqliteWalletStore, UserRow, WalletStore, WithdrawalRow,
+    ShareRow, SqliteWalletStore, TransferRecord, UserRow, WalletStore, WithdrawalRow,
 };
 pub use wallet_db::{BatchStep, WalletDb};
 
@@ -92,8 +92,13 @@ pub trait Store: Send {
     fn timestamp_last_ns(&mut self) -> Result<i64, StoreError>;
     /// Calls `f` on every stored transfer and rejection id; returns how many there were.
     fn scan_ids(&mut self, f: &mut dyn FnMut(TransferId)) -> Result<u64, StoreError>;
-    /// Writes one batch in one transaction and returns only once it is durable.
-    fn commit(&mut self, batch: &BatchOutput) -> Result<(), StoreError>;
+    /// Writes one batch, with the wallet's records of its transfers, in one transaction and
+    /// returns only once it is durable.
+    fn commit(
+        &mut self,
+        batch: &BatchOutput,
+        records: &[&TransferRecord],
+    ) -> Result<(), StoreError>;
 
     fn transfer(&mut self, id: TransferId) -> Result<Option<Transfer>, StoreError>;
     fn rejection(&mut self, id: TransferId) -> Result<Option<Rejection>, StoreError>;

@@ -7,7 +7,7 @@ use crate::rows::{
     AccountRow, REJECTION_COLUMNS, RejectionRow, TRANSFER_COLUMNS, TransferRow, corrupt, id_bytes,
     id_from_bytes,
 };
-use crate::{PAGE_LEN_MAX, Store, StoreError};
+use crate::{PAGE_LEN_MAX, Store, StoreError, TransferRecord};
 use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, NoTls, Row};
@@ -353,7 +353,11 @@ impl Store for PostgresStore {
         Ok(count)
     }
 
-    fn commit(&mut self, batch: &BatchOutput) -> Result<(), StoreError> {
+    fn commit(
+        &mut self,
+        batch: &BatchOutput,
+        records: &[&TransferRecord],
+    ) -> Result<(), StoreError> {
         let mut tx = self.client.transaction()?;
         if !batch.accounts_opened.is_empty() {
             let sink = tx.copy_in("COPY accounts (id, currency, kind, rule, overdraft_limit_minor, closed) FROM STDIN BINARY")?;
@@ -472,6 +476,7 @@ impl Store for PostgresStore {
             }
             writer.finish()?;
         }
+        commit_records(&mut tx, records)?;
         tx.commit()?;
         Ok(())
     }
@@ -539,6 +544,82 @@ impl Store for PostgresStore {
                 f(account_from_row(&row)?);
             }
         }
+        Ok(())
+    }
+}
+
+/// Writes the wallet's records of a batch's transfers, in the batch's transaction: one
+/// statement per kind, whatever the batch's size (a statement per row would be a round trip
+/// per payment).
+fn commit_records(
+    tx: &mut postgres::Transaction<'_>,
+    records: &[&TransferRecord],
+) -> Result<(), StoreError> {
+    let mut made = P2pColumns::default();
+    let mut resolved: Vec<(&str, &str)> = Vec::new();
+    for record in records {
+        match record {
+            TransferRecord::P2pMade(row) => made.push(row)?,
+            TransferRecord::P2pResolved { transfer_id, state } => {
+                resolved.push((transfer_id, state));
+            }
+        }
+    }
+    if !made.transfer_ids.is_empty() {
+        tx.execute(
+            "INSERT INTO p2p_transfers (transfer_id, payer_id, payee_id, amount_minor, created_ms, \
+             expires_ms, state, arrives_ms) \
+             SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], \
+             $6::int8[], $7::text[], $8::int8[]) ON CONFLICT (transfer_id) DO NOTHING",
+            &[
+                &made.transfer_ids,
+                &made.payer_ids,
+                &made.payee_ids,
+                &made.amounts_minor,
+                &made.created_ms,
+                &made.expires_ms,
+                &made.states,
+                &made.arrives_ms,
+            ],
+        )?;
+    }
+    // Row by row, in order: resolutions are rare next to payments, and of two of one transfer
+    // in a batch (a retry) the later must win.
+    for (transfer_id, state) in resolved {
+        tx.execute(
+            "UPDATE p2p_transfers SET state = $2 WHERE transfer_id = $1",
+            &[&transfer_id, &state],
+        )?;
+    }
+    Ok(())
+}
+
+/// The rows of a batch's new transfers between people, column by column (for `unnest`).
+#[derive(Default)]
+struct P2pColumns<'a> {
+    transfer_ids: Vec<&'a str>,
+    payer_ids: Vec<i64>,
+    payee_ids: Vec<i64>,
+    amounts_minor: Vec<i64>,
+    created_ms: Vec<i64>,
+    expires_ms: Vec<i64>,
+    states: Vec<&'a str>,
+    arrives_ms: Vec<i64>,
+}
+
+impl<'a> P2pColumns<'a> {
+    fn push(&mut self, row: &'a crate::P2pRow) -> Result<(), StoreError> {
+        self.amounts_minor.push(
+            i64::try_from(row.amount_minor)
+                .map_err(|_| StoreError::Corrupt("amount out of range".into()))?,
+        );
+        self.transfer_ids.push(&row.transfer_id);
+        self.payer_ids.push(row.payer_id);
+        self.payee_ids.push(row.payee_id);
+        self.created_ms.push(row.created_ms);
+        self.expires_ms.push(row.expires_ms);
+        self.states.push(&row.state);
+        self.arrives_ms.push(row.arrives_ms);
         Ok(())
     }
 }

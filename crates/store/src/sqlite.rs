@@ -16,7 +16,7 @@ use crate::rows::{
     AccountRow, REJECTION_COLUMNS, RejectionRow, TRANSFER_COLUMNS, TransferRow, balances_from_row,
     corrupt, id_bytes, id_from_bytes,
 };
-use crate::{PAGE_LEN_MAX, Store, StoreError, Upkeep};
+use crate::{PAGE_LEN_MAX, Store, StoreError, TransferRecord, Upkeep};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,7 +25,23 @@ use zhifu_ledger::{
     TransferId, TransferKind,
 };
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_ledger.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_ledger.sql")),
+    (
+        2,
+        include_str!("../migrations/sqlite/0002_p2p_transfers.sql"),
+    ),
+];
+
+/// Brings the ledger file at `path` up to date without opening a whole store: the wallet
+/// reads the ledger's `p2p_transfers` and may open before the engine does.
+pub(crate) fn migrate_ledger_file(path: &Path) -> Result<(), StoreError> {
+    if let Some(directory) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(directory)
+            .map_err(|e| StoreError::Open(format!("{}: {e}", directory.display())))?;
+    }
+    migrate(&mut open_wal(path, "FULL")?, MIGRATIONS)
+}
 
 /// How long a connection waits for another one's lock before it reports an error.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
@@ -125,6 +141,41 @@ pub(crate) fn migrate(
         }
     }
     tx.commit()?;
+    Ok(())
+}
+
+/// Writes the wallet's records of a batch's transfers, in the batch's transaction.
+fn commit_records(
+    tx: &rusqlite::Transaction<'_>,
+    records: &[&TransferRecord],
+) -> Result<(), StoreError> {
+    for record in records {
+        match record {
+            TransferRecord::P2pMade(row) => {
+                let amount = i64::try_from(row.amount_minor)
+                    .map_err(|_| StoreError::Corrupt("amount out of range".into()))?;
+                tx.prepare_cached(
+                    "INSERT INTO p2p_transfers (transfer_id, payer_id, payee_id, amount_minor, \
+                     created_ms, expires_ms, state, arrives_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+                     ON CONFLICT (transfer_id) DO NOTHING",
+                )?
+                .execute(params![
+                    row.transfer_id,
+                    row.payer_id,
+                    row.payee_id,
+                    amount,
+                    row.created_ms,
+                    row.expires_ms,
+                    row.state,
+                    row.arrives_ms
+                ])?;
+            }
+            TransferRecord::P2pResolved { transfer_id, state } => {
+                tx.prepare_cached("UPDATE p2p_transfers SET state = ?2 WHERE transfer_id = ?1")?
+                    .execute(params![transfer_id, state])?;
+            }
+        }
+    }
     Ok(())
 }
 
@@ -499,11 +550,16 @@ impl Store for SqliteStore {
         Ok(count)
     }
 
-    fn commit(&mut self, batch: &BatchOutput) -> Result<(), StoreError> {
+    fn commit(
+        &mut self,
+        batch: &BatchOutput,
+        records: &[&TransferRecord],
+    ) -> Result<(), StoreError> {
         let tx = self
             .connection
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         SqliteStore::commit_rows(&tx, batch)?;
+        commit_records(&tx, records)?;
         tx.commit()?;
         Ok(())
     }

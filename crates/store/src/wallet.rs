@@ -116,6 +116,22 @@ pub struct P2pRow {
     pub state: String,
 }
 
+/// A wallet row whose truth is a transfer: the engine commits it in the same transaction as
+/// the transfers it came with ([`Engine::create_transfers_recorded`](crate::Engine)), so that
+/// a payment waits for one commit, not two in series, and the row can never be missing for a
+/// transfer that was made (nor exist for one that was not). Written only if every transfer
+/// of its request was applied now or before (`ok` or `exists`); both kinds are idempotent.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum TransferRecord {
+    /// A transfer between people was made; kept as it was first written if it exists.
+    P2pMade(P2pRow),
+    /// A transfer between people was accepted, returned or cancelled.
+    P2pResolved {
+        transfer_id: String,
+        state: &'static str,
+    },
+}
+
 /// A withdrawal from the moment the bank may be asked until the ledger has settled it.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct WithdrawalRow {
@@ -264,12 +280,9 @@ pub trait WalletStore: crate::MerchantStore + crate::OrderStore + Send {
     ) -> Result<bool, StoreError>;
     /// What the payer paid to static receive codes since `since_ms`.
     fn static_code_spent_since(&mut self, payer_id: i64, since_ms: i64) -> Result<u64, StoreError>;
-    /// Records a transfer; false when its id exists already.
-    fn p2p_insert(&mut self, row: &P2pRow) -> Result<bool, StoreError>;
     fn p2p(&mut self, transfer_id: &str) -> Result<Option<P2pRow>, StoreError>;
     /// The person's transfers, sent and received, newest first, at most `limit`.
     fn p2p_of(&mut self, user_id: i64, limit: usize) -> Result<Vec<P2pRow>, StoreError>;
-    fn p2p_set_state(&mut self, transfer_id: &str, state: &str) -> Result<(), StoreError>;
     /// Records a packet with its drawn shares, in one transaction; false when it exists.
     fn red_packet_insert(
         &mut self,
@@ -307,11 +320,26 @@ pub trait WalletStore: crate::MerchantStore + crate::OrderStore + Send {
 }
 
 impl StoreConfig {
-    /// Opens the wallet's records for this deployment.
+    /// Opens the wallet's records for this deployment, to read (and in tests, to write).
     pub fn open_wallet(&self) -> Result<Box<dyn WalletStore>, StoreError> {
+        self.open_wallet_as(WalletRole::Reader)
+    }
+
+    /// Opens the wallet's records for its one writer. On SQLite this connection does not see
+    /// the ledger's file: a write transaction (BEGIN IMMEDIATE) would take the write lock of
+    /// every attached file, and the ledger's has a writer of its own.
+    pub(crate) fn open_wallet_writer(&self) -> Result<Box<dyn WalletStore>, StoreError> {
+        self.open_wallet_as(WalletRole::Writer)
+    }
+
+    fn open_wallet_as(&self, role: WalletRole) -> Result<Box<dyn WalletStore>, StoreError> {
         Ok(match self {
             StoreConfig::Sqlite { path } => {
-                Box::new(SqliteWalletStore::open(&wallet_sqlite_path(path))?)
+                let store = SqliteWalletStore::open(&wallet_sqlite_path(path), path)?;
+                if role == WalletRole::Writer {
+                    store.connection.execute_batch("DETACH DATABASE ledger")?;
+                }
+                Box::new(store)
             }
             StoreConfig::Postgres { url, schema } => Box::new(PostgresWalletStore {
                 client: crate::pg_client::CachedClient::new(
@@ -321,6 +349,12 @@ impl StoreConfig {
             }),
         })
     }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WalletRole {
+    Reader,
+    Writer,
 }
 
 pub struct SqliteWalletStore {
@@ -346,7 +380,10 @@ pub(crate) fn wallet_log_keeper(config: &StoreConfig) -> Result<Option<Connectio
 }
 
 impl SqliteWalletStore {
-    pub fn open(path: &Path) -> Result<SqliteWalletStore, StoreError> {
+    /// Opens the wallet's file at `path`, attaching the ledger's file at `ledger_path` as
+    /// `ledger` (the ledger's writer keeps the transfers between people there; see
+    /// [`TransferRecord`]). Only the ledger's writer writes to that file.
+    pub fn open(path: &Path, ledger_path: &Path) -> Result<SqliteWalletStore, StoreError> {
         if let Some(directory) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(directory)
                 .map_err(|e| StoreError::Open(format!("{}: {e}", directory.display())))?;
@@ -372,6 +409,12 @@ impl SqliteWalletStore {
             crate::sqlite::WAL_AUTOCHECKPOINT_PAGES,
         )?;
         crate::sqlite::migrate(&mut connection, SQLITE_MIGRATIONS)?;
+        crate::sqlite::migrate_ledger_file(ledger_path)?;
+        let ledger_path = ledger_path.to_str().ok_or_else(|| {
+            StoreError::Open(format!("{}: not a UTF-8 path", ledger_path.display()))
+        })?;
+        connection.execute("ATTACH DATABASE ?1 AS ledger", [ledger_path])?;
+        move_p2p_transfers_to_ledger(&connection)?;
         // One plan per statement, whatever its parameters: otherwise SQLite may re-plan a
         // cached statement on every new binding, which cost more than running it.
         connection.set_db_config(
@@ -382,6 +425,32 @@ impl SqliteWalletStore {
         connection.set_prepared_statement_cache_capacity(96);
         Ok(SqliteWalletStore { connection })
     }
+}
+
+/// Moves the transfers between people that an older version kept in the wallet's own file
+/// to the ledger's, where they are written now. Two transactions, each on one file, so that
+/// a crash between them loses nothing: the copy is idempotent and is done again, and the old
+/// table goes only once the ledger holds every row. (One transaction over both files is not
+/// atomic across them in WAL mode, and SQLite commits the wallet's file first.)
+fn move_p2p_transfers_to_ledger(connection: &Connection) -> Result<(), StoreError> {
+    let old_table: bool = connection.query_row(
+        "SELECT EXISTS (SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'p2p_transfers')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !old_table {
+        return Ok(());
+    }
+    let columns =
+        "transfer_id, payer_id, payee_id, amount_minor, created_ms, expires_ms, state, arrives_ms";
+    connection.execute_batch(&format!(
+        "BEGIN IMMEDIATE; \
+         INSERT INTO ledger.p2p_transfers ({columns}) SELECT {columns} FROM main.p2p_transfers WHERE true \
+         ON CONFLICT (transfer_id) DO NOTHING; \
+         COMMIT; \
+         DROP TABLE main.p2p_transfers;"
+    ))?;
+    Ok(())
 }
 
 fn user_row_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
@@ -825,24 +894,11 @@ impl WalletStore for SqliteWalletStore {
         Ok(u64::try_from(spent).unwrap_or(0))
     }
 
-    fn p2p_insert(&mut self, row: &P2pRow) -> Result<bool, StoreError> {
-        let amount = i64::try_from(row.amount_minor)
-            .map_err(|_| StoreError::Corrupt("amount out of range".into()))?;
-        let changed = self
-            .connection
-            .prepare_cached(
-                "INSERT INTO p2p_transfers (transfer_id, payer_id, payee_id, amount_minor, created_ms, expires_ms, state, arrives_ms) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (transfer_id) DO NOTHING",
-            )?
-            .execute(params![row.transfer_id, row.payer_id, row.payee_id, amount, row.created_ms, row.expires_ms, row.state, row.arrives_ms])?;
-        Ok(changed > 0)
-    }
-
     fn p2p(&mut self, transfer_id: &str) -> Result<Option<P2pRow>, StoreError> {
         Ok(self
             .connection
             .prepare_cached(&format!(
-                "SELECT {P2P_COLUMNS} FROM p2p_transfers WHERE transfer_id = ?1"
+                "SELECT {P2P_COLUMNS} FROM ledger.p2p_transfers WHERE transfer_id = ?1"
             ))?
             .query_row([transfer_id], p2p_row_sqlite)
             .optional()?)
@@ -850,7 +906,7 @@ impl WalletStore for SqliteWalletStore {
 
     fn p2p_of(&mut self, user_id: i64, limit: usize) -> Result<Vec<P2pRow>, StoreError> {
         let mut statement = self.connection.prepare_cached(&format!(
-            "SELECT {P2P_COLUMNS} FROM p2p_transfers WHERE payer_id = ?1 OR payee_id = ?1 \
+            "SELECT {P2P_COLUMNS} FROM ledger.p2p_transfers WHERE payer_id = ?1 OR payee_id = ?1 \
              ORDER BY created_ms DESC, transfer_id LIMIT ?2"
         ))?;
         let rows = statement.query_map(
@@ -858,13 +914,6 @@ impl WalletStore for SqliteWalletStore {
             p2p_row_sqlite,
         )?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    fn p2p_set_state(&mut self, transfer_id: &str, state: &str) -> Result<(), StoreError> {
-        self.connection
-            .prepare_cached("UPDATE p2p_transfers SET state = ?2 WHERE transfer_id = ?1")?
-            .execute(params![transfer_id, state])?;
-        Ok(())
     }
 
     fn balance_spent(
@@ -1369,17 +1418,6 @@ impl WalletStore for PostgresWalletStore {
         Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
     }
 
-    fn p2p_insert(&mut self, row: &P2pRow) -> Result<bool, StoreError> {
-        let amount = i64::try_from(row.amount_minor)
-            .map_err(|_| StoreError::Corrupt("amount out of range".into()))?;
-        let changed = self.client.execute(
-            "INSERT INTO p2p_transfers (transfer_id, payer_id, payee_id, amount_minor, created_ms, expires_ms, state, arrives_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (transfer_id) DO NOTHING",
-            &[&row.transfer_id, &row.payer_id, &row.payee_id, &amount, &row.created_ms, &row.expires_ms, &row.state, &row.arrives_ms],
-        )?;
-        Ok(changed > 0)
-    }
-
     fn p2p(&mut self, transfer_id: &str) -> Result<Option<P2pRow>, StoreError> {
         let row = self.client.query_opt(
             &format!("SELECT {P2P_COLUMNS} FROM p2p_transfers WHERE transfer_id = $1"),
@@ -1398,14 +1436,6 @@ impl WalletStore for PostgresWalletStore {
             &[&user_id, &limit],
         )?;
         Ok(rows.iter().map(p2p_row_postgres).collect())
-    }
-
-    fn p2p_set_state(&mut self, transfer_id: &str, state: &str) -> Result<(), StoreError> {
-        self.client.execute(
-            "UPDATE p2p_transfers SET state = $2 WHERE transfer_id = $1",
-            &[&transfer_id, &state],
-        )?;
-        Ok(())
     }
 
     fn balance_spent(
@@ -1497,7 +1527,7 @@ const BALANCE_SPENT_SQLITE: &str = "SELECT coalesce(sum(amount_minor), 0), \
      coalesce(sum(CASE WHEN created_ms >= ?3 THEN amount_minor END), 0), \
      coalesce(sum(CASE WHEN created_ms >= ?4 THEN amount_minor END), 0), min(expiry_ms) FROM ( \
      SELECT amount_minor, created_ms, CASE WHEN state = 'held' THEN expires_ms END AS expiry_ms \
-     FROM p2p_transfers WHERE payer_id = ?1 AND created_ms >= ?2 \
+     FROM ledger.p2p_transfers WHERE payer_id = ?1 AND created_ms >= ?2 \
      AND (state = 'accepted' OR (state = 'held' AND expires_ms > ?5)) \
      UNION ALL SELECT s.amount_minor, p.created_ms, \
      CASE WHEN s.grabber_id IS NULL THEN p.expires_ms END FROM red_packets p \

@@ -91,7 +91,7 @@ impl WalletDb {
     /// Opens `readers_len` read connections and the writer's connection.
     pub fn open(config: &StoreConfig, readers_len: usize) -> Result<WalletDb, StoreError> {
         assert!(readers_len > 0);
-        let writer_store = config.open_wallet()?;
+        let writer_store = config.open_wallet_writer()?;
         let readers = (0..readers_len)
             .map(|_| config.open_wallet().map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
@@ -132,6 +132,13 @@ impl WalletDb {
     /// what is cached: if it moved on since, the cached copy may be stale.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Moves the generation on for a durable write to what the wallet reads that did not go
+    /// through this writer: the ledger's writer commits the transfers between people
+    /// ([`crate::TransferRecord`]). Call it once that commit has returned.
+    pub fn note_written_elsewhere(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Runs `f` on a read connection: it sees every write that was answered before.

@@ -10,7 +10,7 @@ use super::limits::{LimitError, LimitPolicy};
 use super::people::{People, PeopleError};
 use std::fmt;
 use zhifu_ledger::{NewTransfer, TransferCode, TransferOp};
-use zhifu_store::{Engine, EngineError, P2pRow};
+use zhifu_store::{Engine, EngineError, P2pRow, TransferRecord};
 
 /// How long a transfer waits for its payee.
 pub const HOLD_MS: i64 = 24 * 3_600_000;
@@ -175,6 +175,16 @@ pub fn send(
     if let Err(refusal) = limits.check_balance_payment(class, 1, usage, amount_minor) {
         return answer_retry(P2pError::Limit(refusal));
     }
+    let row = P2pRow {
+        transfer_id: id_text,
+        payer_id,
+        payee_id,
+        amount_minor,
+        created_ms: now_ms,
+        arrives_ms: now_ms + arrival.delay_ms(),
+        expires_ms: now_ms + arrival.delay_ms() + HOLD_MS,
+        state: "held".into(),
+    };
     let hold = NewTransfer {
         id: transfer_id,
         op: TransferOp::Pending {
@@ -187,37 +197,23 @@ pub fn send(
         reference: None,
         linked: false,
     };
+    // The row commits with the hold, in the ledger's transaction. It changes one cached read,
+    // the payer's spending, and that is counted in below, under the payer's lock, as
+    // payer_standing reads it: the wallet's generation stays.
     let codes = engine
-        .create_transfers(vec![hold])
+        .create_transfers_recorded(vec![hold], vec![TransferRecord::P2pMade(row.clone())])
         .map_err(P2pError::Engine)?;
     match codes.as_slice() {
         [TransferCode::Ok] => {}
-        // A retry: its row, or the row that a crash kept the first try from writing.
+        // A retry: the row its first try wrote (or, from an older version, this one).
         [TransferCode::Exists] => {
-            if let Some(existing) = people.db().read(|s| s.p2p(&id_text))? {
-                return same_transfer(existing, payee_id, amount_minor);
-            }
+            let existing = people.db().read(|s| s.p2p(&row.transfer_id))?;
+            return same_transfer(existing.unwrap_or(row), payee_id, amount_minor);
         }
         [TransferCode::ExistsWithDifferentPayload] => return Err(P2pError::KeyReused),
         [code] => return Err(P2pError::Ledger(*code)),
         _ => unreachable!("one transfer, one code"),
     }
-    let row = P2pRow {
-        transfer_id: id_text,
-        payer_id,
-        payee_id,
-        amount_minor,
-        created_ms: now_ms,
-        arrives_ms: now_ms + arrival.delay_ms(),
-        expires_ms: now_ms + arrival.delay_ms() + HOLD_MS,
-        state: "held".into(),
-    };
-    let inserted = row.clone();
-    // Quiet: the payer's spending is the one cached read this row changes, and it is counted
-    // in below, under the payer's lock, as payer_standing reads it.
-    people
-        .db()
-        .write_statement_quiet(move |s| s.p2p_insert(&inserted))?;
     people.note_spent(&payer, amount_minor, Some(row.expires_ms));
     Ok(row)
 }
@@ -230,11 +226,15 @@ fn same_transfer(existing: P2pRow, payee_id: i64, amount_minor: u64) -> Result<P
     }
 }
 
-/// Submits one transfer between people: done (now or by an earlier try with the same key),
-/// or why not.
-pub(crate) fn create_one(engine: &Engine, transfer: NewTransfer) -> Result<(), P2pError> {
+/// Submits one transfer between people with its records: done (now or by an earlier try with
+/// the same key), or why not.
+pub(crate) fn create_one(
+    engine: &Engine,
+    transfer: NewTransfer,
+    records: Vec<TransferRecord>,
+) -> Result<(), P2pError> {
     match engine
-        .create_transfers(vec![transfer])
+        .create_transfers_recorded(vec![transfer], records)
         .map_err(P2pError::Engine)?
         .as_slice()
     {
@@ -332,32 +332,29 @@ fn void_or_post(
         reference: None,
         linked: false,
     };
+    let resolved = TransferRecord::P2pResolved {
+        transfer_id: transfer_id.to_owned(),
+        state: target,
+    };
     let codes = engine
-        .create_transfers(vec![resolution])
-        .map_err(P2pError::Engine)?;
-    match codes.as_slice() {
+        .create_transfers_recorded(vec![resolution], vec![resolved])
+        .map_err(P2pError::Engine);
+    // Whatever the answer, the row may have changed: cached spending sums must be read again,
+    // accepting included (an accepted transfer counts for good where a held one stopped
+    // counting at its expiry, and a sum read just after that expiry must not be trusted now).
+    people.db().note_written_elsewhere();
+    match codes?.as_slice() {
         [TransferCode::Ok | TransferCode::Exists] => {}
-        // The ledger's clock sent it back already.
-        [TransferCode::PendingExpired | TransferCode::PendingAlreadyVoided] => {
-            set_state(people, transfer_id, "returned")?;
-            return Err(P2pError::NotHeld);
-        }
+        // The ledger's clock sent it back already. The row stays held, which past its
+        // expiry is shown and counted as returned.
+        [TransferCode::PendingExpired] => return Err(P2pError::NotHeld),
+        // Returned or cancelled by a concurrent call, whose record says which.
+        [TransferCode::PendingAlreadyVoided] => return Err(P2pError::NotHeld),
         [code] => return Err(P2pError::Ledger(*code)),
         _ => unreachable!("one transfer, one code"),
     }
-    set_state(people, transfer_id, target)?;
     row.state = target.into();
     Ok(row)
-}
-
-fn set_state(people: &People, transfer_id: &str, state: &'static str) -> Result<(), P2pError> {
-    let transfer_id = transfer_id.to_owned();
-    // Not quiet, accepting included: an accepted transfer counts for good where a held one
-    // stopped counting at its expiry, and a spending sum read just after that expiry, before
-    // this write, must not be trusted afterwards.
-    Ok(people
-        .db()
-        .write_plain(move |s| s.p2p_set_state(&transfer_id, state))?)
 }
 
 /// What a listing shows: a delayed transfer before it arrives is scheduled; a held one past

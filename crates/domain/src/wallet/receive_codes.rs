@@ -20,7 +20,7 @@ use zhifu_codes::{
     Target, TargetId, ZhifuAccount,
 };
 use zhifu_ledger::{NewTransfer, TransferOp};
-use zhifu_store::{Engine, P2pRow};
+use zhifu_store::{Engine, P2pRow, TransferRecord};
 
 #[derive(Clone, Debug)]
 pub struct ReceiveCodePolicy {
@@ -228,10 +228,12 @@ impl ReceiveCodes {
         let id_text = transfer_id.get().to_string();
         let payer = people.lock_person(payer_id);
         if let Some(existing) = people.db().read(|s| s.p2p(&id_text))? {
-            return match existing.payee_id == payee_id && existing.amount_minor == amount_minor {
-                true => Ok(existing),
-                false => Err(P2pError::KeyReused.into()),
-            };
+            if existing.payee_id != payee_id || existing.amount_minor != amount_minor {
+                return Err(P2pError::KeyReused.into());
+            }
+            // A crash may have come between the payment's commit and this record.
+            record_static_payment(people, &existing)?;
+            return Ok(existing);
         }
         self.check_limits(people, limits, &payer, payee_id, amount_minor, now_ms)?;
         let payment = NewTransfer {
@@ -245,7 +247,6 @@ impl ReceiveCodes {
             reference: None,
             linked: false,
         };
-        create_one(engine, payment)?;
         let row = P2pRow {
             transfer_id: id_text,
             payer_id,
@@ -256,16 +257,8 @@ impl ReceiveCodes {
             expires_ms: now_ms,
             state: "accepted".into(),
         };
-        let recorded = row.clone();
-        people.db().write_plain(move |s| {
-            s.p2p_insert(&recorded)?;
-            s.static_code_payment_insert(
-                &recorded.transfer_id,
-                recorded.payer_id,
-                recorded.amount_minor,
-                recorded.created_ms,
-            )
-        })?;
+        create_one(engine, payment, vec![TransferRecord::P2pMade(row.clone())])?;
+        record_static_payment(people, &row)?;
         Ok(row)
     }
 
@@ -322,4 +315,20 @@ impl ReceiveCodes {
             .collect::<String>()[..TAG_HEX_LEN]
             .to_owned()
     }
+}
+
+/// Counts a payment against the payer's daily static-code cap. Not quiet: the payment's row,
+/// committed with it by the ledger's writer, changed the payer's spending, and this write
+/// moves the wallet's generation on once it is durable (the payer's lock is still held).
+fn record_static_payment(people: &People, row: &P2pRow) -> Result<(), ReceiveCodeError> {
+    let recorded = row.clone();
+    people.db().write_plain(move |s| {
+        s.static_code_payment_insert(
+            &recorded.transfer_id,
+            recorded.payer_id,
+            recorded.amount_minor,
+            recorded.created_ms,
+        )
+    })?;
+    Ok(())
 }

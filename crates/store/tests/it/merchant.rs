@@ -4,7 +4,7 @@
 use crate::on_both_stores;
 use crate::support::{Backend, TestStore};
 use zhifu_store::{
-    MerchantKeyRow, NewMerchant, OrderRow, P2pRow, RefundRow, StoreConfig, WalletDb, WalletStore,
+    MerchantKeyRow, NewMerchant, OrderRow, RefundRow, StoreConfig, WalletDb, WalletStore,
 };
 
 on_both_stores!(
@@ -201,7 +201,7 @@ fn merchant_records_go_through_the_batching_writer(backend: Backend) {
 }
 
 /// A job of one statement runs without a savepoint on SQLite: when its statement fails (here a
-/// transfer between people who do not exist), it must still be undone alone, and the jobs
+/// payment by a person who does not exist), it must still be undone alone, and the jobs
 /// batched with it must commit.
 fn a_failing_one_statement_job_is_undone_alone(backend: Backend) {
     let store = TestStore::new(backend);
@@ -209,16 +209,6 @@ fn a_failing_one_statement_job_is_undone_alone(backend: Backend) {
     let shop = db
         .write_plain(|s| s.merchant_insert(&merchant("Corner shop", "merchant", None)))
         .unwrap();
-    let nobody = |i: i64| P2pRow {
-        transfer_id: format!("t-{i}"),
-        payer_id: 1_000_000 + i,
-        payee_id: 2_000_000 + i,
-        amount_minor: 100,
-        created_ms: i,
-        arrives_ms: i,
-        expires_ms: i + 1,
-        state: "held".into(),
-    };
     // The writer waits inside a job while the 60 queue up behind it, so that they share one
     // batch: failing and succeeding jobs side by side.
     let (release, released) = std::sync::mpsc::channel::<()>();
@@ -232,7 +222,9 @@ fn a_failing_one_statement_job_is_undone_alone(backend: Backend) {
             let db = db.clone();
             std::thread::spawn(move || match i % 3 {
                 0 => db
-                    .write_statement_quiet(move |s| s.p2p_insert(&nobody(i)))
+                    .write_statement_quiet(move |s| {
+                        s.static_code_payment_insert(&format!("t-{i}"), 1_000_000 + i, 100, i)
+                    })
                     .is_err(),
                 _ => db
                     .write_statement_quiet(move |s| {
@@ -248,7 +240,7 @@ fn a_failing_one_statement_job_is_undone_alone(backend: Backend) {
     for thread in threads {
         assert!(
             thread.join().unwrap(),
-            "a transfer between nobody was recorded, or a nonce lost"
+            "a payment by nobody was recorded, or a nonce lost"
         );
     }
     for i in 0..60_i64 {
@@ -261,8 +253,9 @@ fn a_failing_one_statement_job_is_undone_alone(backend: Backend) {
             i % 3 == 0,
             "nonce {i}: recorded exactly when its job was kept"
         );
-        let id = format!("t-{i}");
-        assert!(db.read(move |s| s.p2p(&id)).unwrap().is_none());
+        let payer_id = 1_000_000 + i;
+        let spent = db.read(move |s| s.static_code_spent_since(payer_id, 0));
+        assert_eq!(spent.unwrap(), 0);
     }
 }
 

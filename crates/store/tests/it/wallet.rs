@@ -1,10 +1,18 @@
 //! The wallet's records (people and sessions) behave the same on both stores.
 
 use crate::on_both_stores;
-use crate::support::{Backend, TestStore};
-use zhifu_store::{BalanceSpent, CardRow, IdentityRow, NewUser, P2pRow, RedPacketRow};
+use crate::support::{Backend, TestStore, open_operator_and_wallets, posted};
+use std::sync::Arc;
+use zhifu_ledger::BatchOutput;
+use zhifu_ledger::TransferCode;
+use zhifu_store::{
+    BalanceSpent, CardRow, IdentityRow, NewUser, P2pRow, RedPacketRow, TransferRecord,
+};
 
-on_both_stores!(users_and_sessions);
+on_both_stores!(
+    users_and_sessions,
+    records_commit_only_with_transfers_that_stand
+);
 
 fn user(phone_lookup: &[u8]) -> NewUser {
     NewUser {
@@ -240,12 +248,33 @@ fn users_and_sessions(backend: Backend) {
         expires_ms: created_ms + 100,
         state: state.into(),
     };
-    assert!(wallet.p2p_insert(&p2p("t1", 500, 10, "held")).unwrap());
-    assert!(!wallet.p2p_insert(&p2p("t1", 500, 10, "held")).unwrap());
-    assert!(wallet.p2p_insert(&p2p("t2", 300, 20, "held")).unwrap());
-    assert!(wallet.p2p_insert(&p2p("t3", 200, 30, "held")).unwrap());
-    wallet.p2p_set_state("t2", "accepted").unwrap();
-    wallet.p2p_set_state("t3", "returned").unwrap();
+    // The ledger's writer commits them with their transfers; here with an empty batch.
+    let mut ledger = store.config.open().expect("open the ledger store");
+    let mut record = |records: &[TransferRecord]| {
+        let records: Vec<&TransferRecord> = records.iter().collect();
+        ledger.commit(&BatchOutput::default(), &records).unwrap();
+    };
+    record(&[
+        TransferRecord::P2pMade(p2p("t1", 500, 10, "held")),
+        TransferRecord::P2pMade(p2p("t2", 300, 20, "held")),
+    ]);
+    record(&[
+        TransferRecord::P2pMade(p2p("t1", 999, 11, "held")),
+        TransferRecord::P2pMade(p2p("t3", 200, 30, "held")),
+        TransferRecord::P2pResolved {
+            transfer_id: "t2".into(),
+            state: "accepted",
+        },
+        TransferRecord::P2pResolved {
+            transfer_id: "t3".into(),
+            state: "returned",
+        },
+    ]);
+    assert_eq!(
+        wallet.p2p("t1").unwrap(),
+        Some(p2p("t1", 500, 10, "held")),
+        "a transfer's row is kept as it was first written"
+    );
     let spent = |sums_minor, first_expiry_ms| BalanceSpent {
         sums_minor,
         first_expiry_ms,
@@ -324,4 +353,131 @@ fn users_and_sessions(backend: Backend) {
         wallet.user_by_phone(b"bob").unwrap().map(|u| u.id),
         Some(bob)
     );
+}
+
+/// An older version kept the transfers between people in the wallet's own file; the ledger's
+/// writer now commits them with their transfers in the ledger's. Opening the wallet moves
+/// them over, once, and loses none.
+#[test]
+fn p2p_rows_of_an_older_version_move_to_the_ledger_file() {
+    let store = TestStore::new(Backend::Sqlite);
+    let zhifu_store::StoreConfig::Sqlite { path } = &store.config else {
+        unreachable!("a SQLite test store")
+    };
+    let wallet_path = path.with_file_name("wallet.sqlite");
+    let mut wallet = store.config.open_wallet().expect("open the wallet store");
+    let alice = wallet.user_create(&user(b"alice")).unwrap().unwrap();
+    let bob = wallet.user_create(&user(b"bob")).unwrap().unwrap();
+    drop(wallet);
+    let old = rusqlite::Connection::open(&wallet_path).unwrap();
+    old.execute_batch(&format!(
+        "CREATE TABLE p2p_transfers (transfer_id TEXT PRIMARY KEY, payer_id INTEGER NOT NULL, \
+         payee_id INTEGER NOT NULL, amount_minor INTEGER NOT NULL, created_ms INTEGER NOT NULL, \
+         expires_ms INTEGER NOT NULL, state TEXT NOT NULL, arrives_ms INTEGER); \
+         INSERT INTO p2p_transfers VALUES ('t-old', {alice}, {bob}, 500, 10, 110, 'accepted', 10);"
+    ))
+    .unwrap();
+    drop(old);
+    for _ in 0..2 {
+        let mut wallet = store.config.open_wallet().expect("open the wallet store");
+        let moved = wallet
+            .p2p("t-old")
+            .unwrap()
+            .expect("the row, now in the ledger's file");
+        assert_eq!(
+            (moved.amount_minor, moved.state.as_str()),
+            (500, "accepted")
+        );
+        assert_eq!(wallet.p2p_of(bob, 10).unwrap(), [moved]);
+    }
+    let old = rusqlite::Connection::open(&wallet_path).unwrap();
+    let tables: i64 = old
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'p2p_transfers'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0, "the wallet's old table is gone");
+}
+
+/// Goal: a wallet row given with transfers commits with them when they all stand (applied
+/// now, or before: a retry), and never for a request the ledger refused, even in part.
+fn records_commit_only_with_transfers_that_stand(backend: Backend) {
+    let store = TestStore::new(backend);
+    let mut wallet = store.config.open_wallet().expect("open the wallet store");
+    let alice = wallet.user_create(&user(b"alice")).unwrap().unwrap();
+    let bob = wallet.user_create(&user(b"bob")).unwrap().unwrap();
+    let made = |id: &str| {
+        vec![TransferRecord::P2pMade(P2pRow {
+            transfer_id: id.into(),
+            payer_id: alice,
+            payee_id: bob,
+            amount_minor: 100,
+            created_ms: 10,
+            arrives_ms: 10,
+            expires_ms: 110,
+            state: "held".into(),
+        })]
+    };
+    let engine = store.engine(Arc::new(zhifu_store::SystemClock));
+    open_operator_and_wallets(&engine, 3);
+    engine
+        .create_transfers(vec![posted(1, 1, 2, 1_000)])
+        .unwrap();
+    let ok = [TransferCode::Ok];
+    assert_eq!(
+        engine
+            .create_transfers_recorded(vec![posted(2, 2, 3, 100)], made("t2"))
+            .unwrap(),
+        ok
+    );
+    assert!(wallet.p2p("t2").unwrap().is_some());
+
+    assert_eq!(
+        engine
+            .create_transfers_recorded(vec![posted(3, 2, 3, 5_000)], made("t3"))
+            .unwrap(),
+        [TransferCode::ExceedsBalance]
+    );
+    let mut first = posted(4, 2, 3, 10);
+    first.linked = true;
+    assert_eq!(
+        engine
+            .create_transfers_recorded(vec![first, posted(5, 2, 3, 5_000)], made("t4"))
+            .unwrap(),
+        [
+            TransferCode::LinkedEventFailed,
+            TransferCode::ExceedsBalance
+        ]
+    );
+    assert_eq!(wallet.p2p("t3").unwrap(), None, "refused");
+    assert_eq!(wallet.p2p("t4").unwrap(), None, "refused in part");
+
+    // A transfer an older version made without its row (a crash between two commits): the
+    // retry writes it.
+    assert_eq!(
+        engine.create_transfers(vec![posted(6, 2, 3, 100)]).unwrap(),
+        ok
+    );
+    assert_eq!(
+        engine
+            .create_transfers_recorded(vec![posted(6, 2, 3, 100)], made("t6"))
+            .unwrap(),
+        [TransferCode::Exists]
+    );
+    assert!(wallet.p2p("t6").unwrap().is_some());
+
+    let accepted = vec![TransferRecord::P2pResolved {
+        transfer_id: "t2".into(),
+        state: "accepted",
+    }];
+    assert_eq!(
+        engine
+            .create_transfers_recorded(vec![posted(7, 2, 3, 1)], accepted)
+            .unwrap(),
+        ok
+    );
+    let state = wallet.p2p("t2").unwrap().map(|row| row.state);
+    assert_eq!(state.as_deref(), Some("accepted"));
 }

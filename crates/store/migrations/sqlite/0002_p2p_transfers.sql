@@ -1,0 +1,22 @@
+-- Transfers between people (转账), in the ledger's file: the ledger's writer commits each row
+-- with the transfers it describes (one commit per payment, not one here and one in the
+-- wallet's file). The ledger holds the money and is the truth about it; this row says who
+-- sent what to whom and what the payee did, for listings and for the payer's limits. The
+-- wallet reads it through its connections, which attach this file as `ledger`. Rows written
+-- before by the wallet in its own file are moved here when the wallet opens.
+CREATE TABLE p2p_transfers (
+    transfer_id TEXT PRIMARY KEY,
+    payer_id INTEGER NOT NULL,
+    payee_id INTEGER NOT NULL,
+    amount_minor INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER NOT NULL,
+    -- held, accepted, returned or cancelled; a held one past expires_ms has returned by itself.
+    state TEXT NOT NULL,
+    -- Until then the payer may cancel and the payee cannot accept (delayed arrival).
+    arrives_ms INTEGER NOT NULL
+);
+-- Every balance payment sums what its payer sent this year and today (the class limits): an
+-- index that holds every column of that sum answers it without visiting the table.
+CREATE INDEX p2p_by_payer ON p2p_transfers (payer_id, created_ms, state, expires_ms, amount_minor);
+CREATE INDEX p2p_by_payee ON p2p_transfers (payee_id, created_ms);
