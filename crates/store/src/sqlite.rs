@@ -154,12 +154,15 @@ fn commit_records(
             TransferRecord::P2pMade(row) => {
                 let amount = i64::try_from(row.amount_minor)
                     .map_err(|_| StoreError::Corrupt("amount out of range".into()))?;
+                // Its transfer is in the log by now (this batch, or an earlier one for a retry).
                 tx.prepare_cached(
-                    "INSERT INTO p2p_transfers (transfer_id, payer_id, payee_id, amount_minor, \
-                     created_ms, expires_ms, state, arrives_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
-                     ON CONFLICT (transfer_id) DO NOTHING",
+                    "INSERT INTO p2p_transfers (timestamp_ns, transfer_id, payer_id, payee_id, \
+                     amount_minor, created_ms, expires_ms, state, arrives_ms) \
+                     SELECT timestamp_ns, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM transfers WHERE id = ?1 \
+                     ON CONFLICT (timestamp_ns) DO NOTHING",
                 )?
                 .execute(params![
+                    record_transfer_id(&row.transfer_id)?,
                     row.transfer_id,
                     row.payer_id,
                     row.payee_id,
@@ -171,12 +174,28 @@ fn commit_records(
                 ])?;
             }
             TransferRecord::P2pResolved { transfer_id, state } => {
-                tx.prepare_cached("UPDATE p2p_transfers SET state = ?2 WHERE transfer_id = ?1")?
-                    .execute(params![transfer_id, state])?;
+                tx.prepare_cached(
+                    "UPDATE p2p_transfers SET state = ?2 \
+                     WHERE timestamp_ns = (SELECT timestamp_ns FROM transfers WHERE id = ?1)",
+                )?
+                .execute(params![record_transfer_id(transfer_id)?, state])?;
             }
         }
     }
     Ok(())
+}
+
+/// The log's key of the transfer a record names by its decimal id.
+fn record_transfer_id(decimal: &str) -> Result<[u8; 16], StoreError> {
+    p2p_transfer_key(decimal)
+        .ok_or_else(|| StoreError::Corrupt(format!("a record names no transfer id: {decimal}")))
+}
+
+/// The key in the log (`transfers.id`) of a transfer between people, from its decimal id as
+/// the wallet shows it; `None` for text that names no transfer.
+pub(crate) fn p2p_transfer_key(decimal: &str) -> Option<[u8; 16]> {
+    let id = TransferId::new(decimal.parse().ok()?)?;
+    Some(id_bytes(id))
 }
 
 /// Copies a WAL back into its database file from a connection other than the writer's.

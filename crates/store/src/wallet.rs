@@ -443,14 +443,62 @@ fn move_p2p_transfers_to_ledger(connection: &Connection) -> Result<(), StoreErro
     }
     let columns =
         "transfer_id, payer_id, payee_id, amount_minor, created_ms, expires_ms, state, arrives_ms";
-    connection.execute_batch(&format!(
-        "BEGIN IMMEDIATE; \
-         INSERT INTO ledger.p2p_transfers ({columns}) SELECT {columns} FROM main.p2p_transfers WHERE true \
-         ON CONFLICT (transfer_id) DO NOTHING; \
-         COMMIT; \
-         DROP TABLE main.p2p_transfers;"
-    ))?;
+    connection.execute_batch("BEGIN IMMEDIATE")?;
+    match copy_p2p_rows_to_ledger(connection, columns) {
+        Ok(()) => connection.execute_batch("COMMIT")?,
+        Err(e) => {
+            connection.execute_batch("ROLLBACK")?;
+            return Err(e);
+        }
+    }
+    connection.execute_batch("DROP TABLE main.p2p_transfers")?;
     Ok(())
+}
+
+/// Copies each old row to the ledger's table under its transfer's place in the log. A row
+/// whose transfer the log does not hold stops the start: the wallet wrote a row only after
+/// the ledger had made its transfer, so such a row means the files do not belong together.
+fn copy_p2p_rows_to_ledger(connection: &Connection, columns: &str) -> Result<(), StoreError> {
+    let mut rows = connection.prepare(&format!("SELECT {columns} FROM main.p2p_transfers"))?;
+    let mut insert = connection.prepare(&format!(
+        "INSERT INTO ledger.p2p_transfers (timestamp_ns, {columns}) \
+         SELECT timestamp_ns, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM ledger.transfers WHERE id = ?1 \
+         ON CONFLICT (timestamp_ns) DO NOTHING"
+    ))?;
+    let mut cursor = rows.query([])?;
+    while let Some(row) = cursor.next()? {
+        let transfer_id: String = row.get(0)?;
+        let key = crate::sqlite::p2p_transfer_key(&transfer_id);
+        let in_log = match key {
+            Some(key) => transfer_in_log(connection, key)?,
+            None => false,
+        };
+        if !in_log {
+            return Err(StoreError::Corrupt(format!(
+                "the wallet holds a transfer between people that the ledger does not: {transfer_id}"
+            )));
+        }
+        // A row copied before (a crash came before the old table was dropped) is left be.
+        insert.execute(params![
+            key,
+            transfer_id,
+            row.get::<_, i64>(1)?,
+            row.get::<_, i64>(2)?,
+            row.get::<_, i64>(3)?,
+            row.get::<_, i64>(4)?,
+            row.get::<_, i64>(5)?,
+            row.get::<_, String>(6)?,
+            // Rows from before delayed arrival got theirs from wallet_0007.
+            row.get::<_, i64>(7)?,
+        ])?;
+    }
+    Ok(())
+}
+
+fn transfer_in_log(connection: &Connection, key: [u8; 16]) -> Result<bool, StoreError> {
+    Ok(connection
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM ledger.transfers WHERE id = ?1)")?
+        .query_row([key], |r| r.get(0))?)
 }
 
 fn user_row_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
@@ -895,12 +943,17 @@ impl WalletStore for SqliteWalletStore {
     }
 
     fn p2p(&mut self, transfer_id: &str) -> Result<Option<P2pRow>, StoreError> {
+        let Some(key) = crate::sqlite::p2p_transfer_key(transfer_id) else {
+            return Ok(None);
+        };
+        // Through the log's id index: the row is keyed by its transfer's place in the log.
         Ok(self
             .connection
             .prepare_cached(&format!(
-                "SELECT {P2P_COLUMNS} FROM ledger.p2p_transfers WHERE transfer_id = ?1"
+                "SELECT {P2P_COLUMNS} FROM ledger.p2p_transfers WHERE timestamp_ns = \
+                 (SELECT timestamp_ns FROM ledger.transfers WHERE id = ?1)"
             ))?
-            .query_row([transfer_id], p2p_row_sqlite)
+            .query_row([key], p2p_row_sqlite)
             .optional()?)
     }
 

@@ -4,8 +4,15 @@
 -- sent what to whom and what the payee did, for listings and for the payer's limits. The
 -- wallet reads it through its connections, which attach this file as `ledger`. Rows written
 -- before by the wallet in its own file are moved here when the wallet opens.
+--
+-- Keyed by its transfer's place in the log (`transfers.timestamp_ns`), so that its rows append
+-- like the log's, and found by transfer id through the log's own id index: an index of its own
+-- on the (random) transfer id would put one more random page per payment into every commit
+-- (measured: a quarter of the bytes the ledger wrote per payment, and 10-33 % of the rate).
 CREATE TABLE p2p_transfers (
-    transfer_id TEXT PRIMARY KEY,
+    timestamp_ns INTEGER PRIMARY KEY,
+    -- The ledger's transfer id in decimal, as the API shows it.
+    transfer_id TEXT NOT NULL,
     payer_id INTEGER NOT NULL,
     payee_id INTEGER NOT NULL,
     amount_minor INTEGER NOT NULL,

@@ -3,7 +3,6 @@
 use crate::on_both_stores;
 use crate::support::{Backend, TestStore, open_operator_and_wallets, posted};
 use std::sync::Arc;
-use zhifu_ledger::BatchOutput;
 use zhifu_ledger::TransferCode;
 use zhifu_store::{
     BalanceSpent, CardRow, IdentityRow, NewUser, P2pRow, RedPacketRow, TransferRecord,
@@ -248,33 +247,52 @@ fn users_and_sessions(backend: Backend) {
         expires_ms: created_ms + 100,
         state: state.into(),
     };
-    // The ledger's writer commits them with their transfers; here with an empty batch.
-    let mut ledger = store.config.open().expect("open the ledger store");
-    let mut record = |records: &[TransferRecord]| {
-        let records: Vec<&TransferRecord> = records.iter().collect();
-        ledger.commit(&BatchOutput::default(), &records).unwrap();
+    // The ledger's writer commits them with their transfers.
+    let engine = store.engine(Arc::new(zhifu_store::SystemClock));
+    open_operator_and_wallets(&engine, 3);
+    engine
+        .create_transfers(vec![posted(1, 1, 2, 10_000)])
+        .unwrap();
+    let record = |id: u128, records: Vec<TransferRecord>| {
+        let codes = engine
+            .create_transfers_recorded(vec![posted(id, 2, 3, 1)], records)
+            .unwrap();
+        assert!(matches!(
+            codes[..],
+            [TransferCode::Ok | TransferCode::Exists]
+        ));
     };
-    record(&[
-        TransferRecord::P2pMade(p2p("t1", 500, 10, "held")),
-        TransferRecord::P2pMade(p2p("t2", 300, 20, "held")),
-    ]);
-    record(&[
-        TransferRecord::P2pMade(p2p("t1", 999, 11, "held")),
-        TransferRecord::P2pMade(p2p("t3", 200, 30, "held")),
-        TransferRecord::P2pResolved {
-            transfer_id: "t2".into(),
-            state: "accepted",
-        },
-        TransferRecord::P2pResolved {
-            transfer_id: "t3".into(),
-            state: "returned",
-        },
-    ]);
+    record(
+        11,
+        vec![TransferRecord::P2pMade(p2p("11", 500, 10, "held"))],
+    );
+    record(
+        12,
+        vec![TransferRecord::P2pMade(p2p("12", 300, 20, "held"))],
+    );
+    record(
+        11,
+        vec![TransferRecord::P2pMade(p2p("11", 999, 11, "held"))],
+    );
+    record(
+        13,
+        vec![TransferRecord::P2pMade(p2p("13", 200, 30, "held"))],
+    );
+    let resolved = |id: &str, state| TransferRecord::P2pResolved {
+        transfer_id: id.into(),
+        state,
+    };
+    record(
+        14,
+        vec![resolved("12", "accepted"), resolved("13", "returned")],
+    );
     assert_eq!(
-        wallet.p2p("t1").unwrap(),
-        Some(p2p("t1", 500, 10, "held")),
+        wallet.p2p("11").unwrap(),
+        Some(p2p("11", 500, 10, "held")),
         "a transfer's row is kept as it was first written"
     );
+    assert_eq!(wallet.p2p("14").unwrap(), None, "a transfer with no row");
+    assert_eq!(wallet.p2p("t1").unwrap(), None, "no transfer id at all");
     let spent = |sums_minor, first_expiry_ms| BalanceSpent {
         sums_minor,
         first_expiry_ms,
@@ -300,9 +318,9 @@ fn users_and_sessions(backend: Backend) {
         .into_iter()
         .map(|r| r.transfer_id)
         .collect();
-    assert_eq!(listed, ["t3", "t2", "t1"]);
+    assert_eq!(listed, ["13", "12", "11"]);
     assert_eq!(
-        wallet.p2p("t2").unwrap().map(|r| r.state),
+        wallet.p2p("12").unwrap().map(|r| r.state),
         Some("accepted".into())
     );
 
@@ -369,19 +387,29 @@ fn p2p_rows_of_an_older_version_move_to_the_ledger_file() {
     let alice = wallet.user_create(&user(b"alice")).unwrap().unwrap();
     let bob = wallet.user_create(&user(b"bob")).unwrap().unwrap();
     drop(wallet);
+    {
+        let engine = store.engine(Arc::new(zhifu_store::SystemClock));
+        open_operator_and_wallets(&engine, 3);
+        engine
+            .create_transfers(vec![posted(1, 1, 2, 10_000)])
+            .unwrap();
+        engine
+            .create_transfers(vec![posted(77, 2, 3, 500)])
+            .unwrap();
+    }
     let old = rusqlite::Connection::open(&wallet_path).unwrap();
     old.execute_batch(&format!(
         "CREATE TABLE p2p_transfers (transfer_id TEXT PRIMARY KEY, payer_id INTEGER NOT NULL, \
          payee_id INTEGER NOT NULL, amount_minor INTEGER NOT NULL, created_ms INTEGER NOT NULL, \
          expires_ms INTEGER NOT NULL, state TEXT NOT NULL, arrives_ms INTEGER); \
-         INSERT INTO p2p_transfers VALUES ('t-old', {alice}, {bob}, 500, 10, 110, 'accepted', 10);"
+         INSERT INTO p2p_transfers VALUES ('77', {alice}, {bob}, 500, 10, 110, 'accepted', 10);"
     ))
     .unwrap();
     drop(old);
     for _ in 0..2 {
         let mut wallet = store.config.open_wallet().expect("open the wallet store");
         let moved = wallet
-            .p2p("t-old")
+            .p2p("77")
             .unwrap()
             .expect("the row, now in the ledger's file");
         assert_eq!(
@@ -428,15 +456,15 @@ fn records_commit_only_with_transfers_that_stand(backend: Backend) {
     let ok = [TransferCode::Ok];
     assert_eq!(
         engine
-            .create_transfers_recorded(vec![posted(2, 2, 3, 100)], made("t2"))
+            .create_transfers_recorded(vec![posted(2, 2, 3, 100)], made("2"))
             .unwrap(),
         ok
     );
-    assert!(wallet.p2p("t2").unwrap().is_some());
+    assert!(wallet.p2p("2").unwrap().is_some());
 
     assert_eq!(
         engine
-            .create_transfers_recorded(vec![posted(3, 2, 3, 5_000)], made("t3"))
+            .create_transfers_recorded(vec![posted(3, 2, 3, 5_000)], made("3"))
             .unwrap(),
         [TransferCode::ExceedsBalance]
     );
@@ -444,15 +472,15 @@ fn records_commit_only_with_transfers_that_stand(backend: Backend) {
     first.linked = true;
     assert_eq!(
         engine
-            .create_transfers_recorded(vec![first, posted(5, 2, 3, 5_000)], made("t4"))
+            .create_transfers_recorded(vec![first, posted(5, 2, 3, 5_000)], made("4"))
             .unwrap(),
         [
             TransferCode::LinkedEventFailed,
             TransferCode::ExceedsBalance
         ]
     );
-    assert_eq!(wallet.p2p("t3").unwrap(), None, "refused");
-    assert_eq!(wallet.p2p("t4").unwrap(), None, "refused in part");
+    assert_eq!(wallet.p2p("3").unwrap(), None, "refused");
+    assert_eq!(wallet.p2p("4").unwrap(), None, "refused in part");
 
     // A transfer an older version made without its row (a crash between two commits): the
     // retry writes it.
@@ -462,14 +490,14 @@ fn records_commit_only_with_transfers_that_stand(backend: Backend) {
     );
     assert_eq!(
         engine
-            .create_transfers_recorded(vec![posted(6, 2, 3, 100)], made("t6"))
+            .create_transfers_recorded(vec![posted(6, 2, 3, 100)], made("6"))
             .unwrap(),
         [TransferCode::Exists]
     );
-    assert!(wallet.p2p("t6").unwrap().is_some());
+    assert!(wallet.p2p("6").unwrap().is_some());
 
     let accepted = vec![TransferRecord::P2pResolved {
-        transfer_id: "t2".into(),
+        transfer_id: "2".into(),
         state: "accepted",
     }];
     assert_eq!(
@@ -478,6 +506,6 @@ fn records_commit_only_with_transfers_that_stand(backend: Backend) {
             .unwrap(),
         ok
     );
-    let state = wallet.p2p("t2").unwrap().map(|row| row.state);
+    let state = wallet.p2p("2").unwrap().map(|row| row.state);
     assert_eq!(state.as_deref(), Some("accepted"));
 }
