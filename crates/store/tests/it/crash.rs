@@ -1,5 +1,6 @@
 //! Goal: every transfer acknowledged before a `kill -9` is in storage exactly once afterwards,
-//! and no money appeared or vanished. Method: this test binary starts itself as a child process
+//! with the wallet rows that came with it (`TransferRecord`), and no money appeared or
+//! vanished. Method: this test binary starts itself as a child process
 //! that runs a load (several threads, one hot account, retries of earlier rounds' ids) and
 //! prints each acknowledgement; the parent kills it at a random moment, 20 times per store,
 //! and after each kill checks the store against what was acknowledged.
@@ -11,7 +12,9 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zhifu_ledger::TransferCode;
-use zhifu_store::{Engine, EngineConfig, StoreConfig, SystemClock, statement};
+use zhifu_store::{
+    Engine, EngineConfig, NewUser, P2pRow, StoreConfig, SystemClock, TransferRecord, statement,
+};
 
 const ROUNDS: u64 = 20;
 const WALLETS_LAST: u64 = 12;
@@ -20,6 +23,11 @@ const HOT_ACCOUNT: u64 = 2;
 const ROUND_IDS: u128 = 10_000_000;
 /// A child that was never killed stops by itself after this long.
 const CHILD_SECONDS_MAX: u64 = 30;
+/// The worker whose requests carry a transfer-between-people row for each transfer.
+const RECORDING_WORKER: u128 = 2;
+/// The people those rows name (the first two made: ids 1 and 2).
+const PAYER_ID: i64 = 1;
+const PAYEE_ID: i64 = 2;
 
 fn crash_recovery(backend: Backend) {
     let store = TestStore::new(backend);
@@ -27,6 +35,17 @@ fn crash_recovery(backend: Backend) {
         let engine = store.engine(Arc::new(SystemClock));
         open_operator_and_wallets(&engine, WALLETS_LAST);
     }
+    let mut wallet = store.config.open_wallet().unwrap();
+    for (phone, expected_id) in [(b"payer", PAYER_ID), (b"payee", PAYEE_ID)] {
+        let person = NewUser {
+            phone_lookup: phone.to_vec(),
+            phone_masked: "138****0000".into(),
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            created_ms: 1,
+        };
+        assert_eq!(wallet.user_create(&person).unwrap(), Some(expected_id));
+    }
+    drop(wallet);
     let mut rng = rand::rng();
     for round in 1..=ROUNDS {
         let acknowledged = run_child_and_kill(&store.config, round, rng.random_range(50..400));
@@ -93,11 +112,28 @@ fn run_child_and_kill(config: &StoreConfig, round: u64, run_ms: u64) -> Vec<(u12
 fn check_after_crash(store: &TestStore, round: u64, acknowledged: &[(u128, u64)]) {
     let accounts = store.accounts(); // asserts conservation
     let mut reader = store.open();
+    let mut wallet = store.config.open_wallet().unwrap();
     for (id, amount) in acknowledged {
         let transfer = reader.transfer(tid(*id)).unwrap();
         let transfer =
             transfer.unwrap_or_else(|| panic!("round {round}: acknowledged transfer {id} lost"));
         assert_eq!(transfer.amount_minor, *amount);
+        if worker_of(*id) == RECORDING_WORKER {
+            let row = wallet.p2p(&id.to_string()).unwrap();
+            assert_eq!(
+                row,
+                Some(row_of(*id, *amount)),
+                "round {round}: the row of acknowledged transfer {id}"
+            );
+        }
+    }
+    // No row without its transfer: the newest rows, each with its transfer in the log.
+    for row in wallet.p2p_of(PAYER_ID, 1000).unwrap() {
+        let id: u128 = row.transfer_id.parse().unwrap();
+        assert!(
+            reader.transfer(tid(id)).unwrap().is_some(),
+            "round {round}: a row for transfer {id}, which the ledger does not hold"
+        );
     }
     // The hot account's balance is exactly the sum of its statement: nothing counted twice.
     let hot = accounts.iter().find(|a| a.id.get() == HOT_ACCOUNT).unwrap();
@@ -153,6 +189,23 @@ fn marker(round: u128) -> zhifu_ledger::NewTransfer {
     posted(round * ROUND_IDS + ROUND_IDS - 1, 1, 3, 1)
 }
 
+fn worker_of(id: u128) -> u128 {
+    (id % ROUND_IDS) / (ROUND_IDS / 8)
+}
+
+fn row_of(id: u128, amount_minor: u64) -> P2pRow {
+    P2pRow {
+        transfer_id: id.to_string(),
+        payer_id: PAYER_ID,
+        payee_id: PAYEE_ID,
+        amount_minor,
+        created_ms: 1,
+        arrives_ms: 1,
+        expires_ms: 1,
+        state: "accepted".into(),
+    }
+}
+
 fn child_load(engine: &Engine, round: u128, worker: u128, deadline: Instant) {
     let mut rng = rand::rng();
     let mut n = 0u128;
@@ -175,7 +228,21 @@ fn child_load(engine: &Engine, round: u128, worker: u128, deadline: Instant) {
             transfers.push(marker(round));
             transfers.push(marker(round - 1));
         }
-        let codes = engine.create_transfers(transfers.clone()).unwrap();
+        let records = match worker {
+            RECORDING_WORKER => transfers
+                .iter()
+                .map(|transfer| match transfer.op {
+                    zhifu_ledger::TransferOp::Posted { amount_minor, .. } => {
+                        TransferRecord::P2pMade(row_of(transfer.id.get(), amount_minor))
+                    }
+                    _ => unreachable!("the load posts"),
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let codes = engine
+            .create_transfers_recorded(transfers.clone(), records)
+            .unwrap();
         let mut stdout = std::io::stdout().lock();
         for (transfer, code) in transfers.iter().zip(codes) {
             if !matches!(code, TransferCode::Ok | TransferCode::Exists) {
