@@ -69,6 +69,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         16,
         include_str!("../migrations/postgres/0016_refund_finished.sql"),
     ),
+    (
+        17,
+        include_str!("../migrations/postgres/0017_p2p_no_payee_index.sql"),
+    ),
 ];
 
 pub struct PostgresStore {

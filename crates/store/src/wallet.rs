@@ -281,8 +281,6 @@ pub trait WalletStore: crate::MerchantStore + crate::OrderStore + Send {
     /// What the payer paid to static receive codes since `since_ms`.
     fn static_code_spent_since(&mut self, payer_id: i64, since_ms: i64) -> Result<u64, StoreError>;
     fn p2p(&mut self, transfer_id: &str) -> Result<Option<P2pRow>, StoreError>;
-    /// The person's transfers, sent and received, newest first, at most `limit`.
-    fn p2p_of(&mut self, user_id: i64, limit: usize) -> Result<Vec<P2pRow>, StoreError>;
     /// Records a packet with its drawn shares, in one transaction; false when it exists.
     fn red_packet_insert(
         &mut self,
@@ -957,18 +955,6 @@ impl WalletStore for SqliteWalletStore {
             .optional()?)
     }
 
-    fn p2p_of(&mut self, user_id: i64, limit: usize) -> Result<Vec<P2pRow>, StoreError> {
-        let mut statement = self.connection.prepare_cached(&format!(
-            "SELECT {P2P_COLUMNS} FROM ledger.p2p_transfers WHERE payer_id = ?1 OR payee_id = ?1 \
-             ORDER BY created_ms DESC, transfer_id LIMIT ?2"
-        ))?;
-        let rows = statement.query_map(
-            params![user_id, limit.min(crate::PAGE_LEN_MAX) as i64],
-            p2p_row_sqlite,
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     fn balance_spent(
         &mut self,
         person_id: i64,
@@ -1477,18 +1463,6 @@ impl WalletStore for PostgresWalletStore {
             &[&transfer_id],
         )?;
         Ok(row.as_ref().map(p2p_row_postgres))
-    }
-
-    fn p2p_of(&mut self, user_id: i64, limit: usize) -> Result<Vec<P2pRow>, StoreError> {
-        let limit = limit.min(crate::PAGE_LEN_MAX) as i64;
-        let rows = self.client.query(
-            &format!(
-                "SELECT {P2P_COLUMNS} FROM p2p_transfers WHERE payer_id = $1 OR payee_id = $1 \
-                 ORDER BY created_ms DESC, transfer_id LIMIT $2"
-            ),
-            &[&user_id, &limit],
-        )?;
-        Ok(rows.iter().map(p2p_row_postgres).collect())
     }
 
     fn balance_spent(

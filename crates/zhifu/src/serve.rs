@@ -203,6 +203,23 @@ impl AppState {
     }
 
     /// Runs `f` on the blocking pool with the people service.
+    /// Runs `f` with the people and the ledger's read connection, on the blocking pool.
+    pub async fn with_people_and_ledger<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&People, &mut dyn zhifu_store::Store) -> T + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut reader = state
+                .reader
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&state.people, reader.as_mut())
+        })
+        .await
+        .map_err(|_| ApiError::Internal)
+    }
+
     pub async fn with_people<T: Send + 'static>(
         &self,
         f: impl FnOnce(&People) -> T + Send + 'static,

@@ -3,14 +3,14 @@
 //! (the ledger posts it) or returns it (the ledger voids it), and if neither happens the
 //! ledger's own expiry returns it, also after a restart. No timer lives outside the ledger.
 
-use super::chart::{CODE_P2P, wallet_account_id};
+use super::chart::{CODE_P2P, CODE_RECEIVE_CODE, wallet_account_id};
 use super::funding::{IdempotencyKey, derived_transfer_id};
 use super::identity::Phone;
 use super::limits::{LimitError, LimitPolicy};
 use super::people::{People, PeopleError};
 use std::fmt;
-use zhifu_ledger::{NewTransfer, TransferCode, TransferOp};
-use zhifu_store::{Engine, EngineError, P2pRow, TransferRecord};
+use zhifu_ledger::{NewTransfer, TransferCode, TransferKind, TransferOp};
+use zhifu_store::{Engine, EngineError, P2pRow, Store, TransferRecord};
 
 /// How long a transfer waits for its payee.
 pub const HOLD_MS: i64 = 24 * 3_600_000;
@@ -216,6 +216,53 @@ pub fn send(
     }
     people.note_spent(&payer, amount_minor, Some(row.expires_ms));
     Ok(row)
+}
+
+/// Ledger entries of a person's wallet that a listing of their transfers looks through.
+pub const LISTING_ENTRIES_SCANNED_MAX: usize = 2 * zhifu_store::PAGE_LEN_MAX;
+
+/// The person's transfers between people (receive-code payments included), sent and
+/// received, newest first: the newest `limit` among the last [`LISTING_ENTRIES_SCANNED_MAX`]
+/// entries of their wallet's statement. Found through the ledger, not through an index of the
+/// rows by payee: that index cost every payment one more random page in its commit (about a
+/// quarter of the bytes written per payment, measured).
+pub fn transfers_of(
+    people: &People,
+    ledger: &mut dyn Store,
+    user_id: i64,
+    limit: usize,
+) -> Result<Vec<P2pRow>, P2pError> {
+    let account = wallet_account_id(user_id);
+    let (mut rows, mut scanned, mut before) = (Vec::new(), 0, None);
+    while rows.len() < limit && scanned < LISTING_ENTRIES_SCANNED_MAX {
+        let page_len = zhifu_store::PAGE_LEN_MAX.min(LISTING_ENTRIES_SCANNED_MAX - scanned);
+        let page = zhifu_store::statement(ledger, account, before, page_len)?;
+        let Some(last) = page.last() else { break };
+        before = Some(last.timestamp_ns);
+        scanned += page.len();
+        for entry in page
+            .iter()
+            .filter(|entry| makes_a_transfer(entry.code, entry.kind))
+        {
+            let id = entry.transfer_id.get().to_string();
+            if let Some(row) = people.db().read(|s| s.p2p(&id))? {
+                rows.push(row);
+            }
+            if rows.len() == limit {
+                break;
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// Whether a ledger entry is the one that made a transfer between people (the hold, or a
+/// receive-code payment), not its acceptance, return or expiry.
+fn makes_a_transfer(code: u16, kind: TransferKind) -> bool {
+    matches!(
+        (code, kind),
+        (CODE_P2P, TransferKind::Pending) | (CODE_RECEIVE_CODE, TransferKind::Posted)
+    )
 }
 
 /// The transfer an earlier try with the same key made, if it is the same transfer.

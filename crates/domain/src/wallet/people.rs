@@ -731,15 +731,6 @@ impl People {
             .map(|user| user.phone_masked))
     }
 
-    /// The person's transfers, sent and received, newest first.
-    pub fn transfers_of(
-        &self,
-        user_id: i64,
-        limit: usize,
-    ) -> Result<Vec<zhifu_store::P2pRow>, PeopleError> {
-        Ok(self.db.read(|s| s.p2p_of(user_id, limit))?)
-    }
-
     /// The records, for services of this crate that keep their own (transfers).
     pub(crate) fn db(&self) -> &WalletDb {
         &self.db

@@ -970,6 +970,25 @@ mod p2p {
                 "{phone} {amount}"
             );
         }
+
+        // Listings, through each wallet's statement: sent and received alike, newest first,
+        // each transfer once (not again for its acceptance, return or expiry).
+        let mut ledger = world.config.open().unwrap();
+        let mut listed = |user: i64, limit: usize| -> Vec<String> {
+            crate::wallet::p2p::transfers_of(&world.people, ledger.as_mut(), user, limit)
+                .unwrap()
+                .into_iter()
+                .map(|row| row.transfer_id)
+                .collect()
+        };
+        let newest_first = [
+            expiring.transfer_id.clone(),
+            returned.transfer_id.clone(),
+            sent.transfer_id.clone(),
+        ];
+        assert_eq!(listed(bob, 50), newest_first, "received");
+        assert_eq!(listed(alice, 50), newest_first, "sent");
+        assert_eq!(listed(alice, 2), newest_first[..2]);
     }
 
     #[test]
@@ -1578,6 +1597,17 @@ mod p2p {
             other => panic!("expected the static cap, got {other:?}"),
         }
         assert_eq!(world.balances(bob).0, 50_000);
+        let mut ledger = world.config.open().unwrap();
+        let listed =
+            crate::wallet::p2p::transfers_of(&world.people, ledger.as_mut(), bob, 50).unwrap();
+        assert_eq!(
+            listed
+                .iter()
+                .map(|row| row.amount_minor)
+                .collect::<Vec<_>>(),
+            [20_000, 30_000],
+            "both payments in Bob's transfers, newest first"
+        );
 
         // Codes that are not a person's of this wallet: forged tag, another GUID, damage.
         let forged = open.replace(&format!("{bob}."), &format!("{unverified}."));

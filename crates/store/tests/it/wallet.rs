@@ -312,13 +312,6 @@ fn users_and_sessions(backend: Backend) {
         wallet.balance_spent(bob, [0, 0, 0], 50).unwrap(),
         spent([0; 3], None)
     );
-    let listed: Vec<String> = wallet
-        .p2p_of(bob, 10)
-        .unwrap()
-        .into_iter()
-        .map(|r| r.transfer_id)
-        .collect();
-    assert_eq!(listed, ["13", "12", "11"]);
     assert_eq!(
         wallet.p2p("12").unwrap().map(|r| r.state),
         Some("accepted".into())
@@ -416,7 +409,6 @@ fn p2p_rows_of_an_older_version_move_to_the_ledger_file() {
             (moved.amount_minor, moved.state.as_str()),
             (500, "accepted")
         );
-        assert_eq!(wallet.p2p_of(bob, 10).unwrap(), [moved]);
     }
     let old = rusqlite::Connection::open(&wallet_path).unwrap();
     let tables: i64 = old

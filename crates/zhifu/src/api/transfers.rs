@@ -82,7 +82,9 @@ pub async fn list(
     let person = session_person(&state, &headers).await?;
     let now_ms = state.now_ms();
     let rows = state
-        .with_people(move |people| people.transfers_of(person.user_id, LISTING_LEN))
+        .with_people_and_ledger(move |people, ledger| {
+            p2p::transfers_of(people, ledger, person.user_id, LISTING_LEN)
+        })
         .await??;
     let transfers: Vec<Value> = rows
         .iter()

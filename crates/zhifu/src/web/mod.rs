@@ -284,7 +284,9 @@ pub async fn wallet_page(
     let entries = entries.iter().map(|entry| entry_view(t, entry)).collect();
     let now_ms = state.now_ms();
     let rows = state
-        .with_people(move |people| people.transfers_of(user_id, 50))
+        .with_people_and_ledger(move |people, ledger| {
+            zhifu_domain::wallet::p2p::transfers_of(people, ledger, user_id, 50)
+        })
         .await??;
     let incoming = rows
         .iter()
