@@ -325,7 +325,9 @@ impl StoreConfig {
 
     /// Opens the wallet's records for its one writer. On SQLite this connection does not see
     /// the ledger's file: a write transaction (BEGIN IMMEDIATE) would take the write lock of
-    /// every attached file, and the ledger's has a writer of its own.
+    /// every attached file, and the ledger's has a writer of its own. So a writer's job cannot
+    /// read the transfers between people there (`p2p`, `balance_spent` fail with "no such
+    /// table"); read them on a read connection before the job.
     pub(crate) fn open_wallet_writer(&self) -> Result<Box<dyn WalletStore>, StoreError> {
         self.open_wallet_as(WalletRole::Writer)
     }

@@ -203,23 +203,6 @@ impl AppState {
     }
 
     /// Runs `f` on the blocking pool with the people service.
-    /// Runs `f` with the people and the ledger's read connection, on the blocking pool.
-    pub async fn with_people_and_ledger<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&People, &mut dyn zhifu_store::Store) -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let state = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut reader = state
-                .reader
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            f(&state.people, reader.as_mut())
-        })
-        .await
-        .map_err(|_| ApiError::Internal)
-    }
-
     pub async fn with_people<T: Send + 'static>(
         &self,
         f: impl FnOnce(&People) -> T + Send + 'static,
@@ -262,13 +245,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             path: args.data_dir.join("ledger.sqlite"),
         },
     };
+    let secret = server_secret(&args.data_dir)?;
+    // The wallet first: on SQLite its opening moves an older version's transfer rows into the
+    // ledger's file, which must not wait behind (nor hold up) the engine's writer.
+    let people = People::open(&config, &secret, SESSION_TTL_MS)?;
     let engine = Arc::new(Engine::start(
         &config,
         Arc::new(SystemClock),
         EngineConfig::default(),
     )?);
-    let secret = server_secret(&args.data_dir)?;
-    let people = People::open(&config, &secret, SESSION_TTL_MS)?;
     let opened = engine.open_accounts(zhifu_domain::wallet::chart::institution_accounts())?;
     anyhow::ensure!(
         opened

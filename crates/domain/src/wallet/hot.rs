@@ -6,11 +6,18 @@
 //!
 //! Why it cannot go wrong: each entry remembers the wallet's write generation
 //! ([`WalletDb::generation`](zhifu_store::WalletDb::generation)) it was read at and is trusted
-//! only while the generation stays. Every write moves the generation on, except quiet ones,
-//! and a quiet write is either harmless to every entry (a new session, a new user) or updates
-//! what it changes itself: a transfer adds its amount to the payer's spending, under the
-//! payer's person lock, the same lock under which spending is read and cached. So a write
-//! nobody thought of here empties the caches rather than leaving them stale.
+//! only while the generation stays. Every write through the wallet's writer moves the
+//! generation on, except quiet ones, and a quiet write is either harmless to every entry (a
+//! new session, a new user) or updates what it changes itself. So a write nobody thought of
+//! here empties the caches rather than leaving them stale.
+//!
+//! The rows of transfers between people are the exception: the ledger's writer commits them
+//! with their transfers, outside the wallet's writer. They go through one function,
+//! `p2p::create_recorded`, which moves the generation on
+//! ([`WalletDb::note_written_elsewhere`](zhifu_store::WalletDb::note_written_elsewhere)) after
+//! every commit except one the caller counts in itself: a new transfer answered `ok`, whose
+//! amount the caller adds to the payer's spending under the payer's person lock, the same
+//! lock under which spending is read and cached.
 //!
 //! One server process per database: another process's writes do not move this generation.
 

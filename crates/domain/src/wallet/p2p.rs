@@ -198,11 +198,15 @@ pub fn send(
         linked: false,
     };
     // The row commits with the hold, in the ledger's transaction. It changes one cached read,
-    // the payer's spending, and that is counted in below, under the payer's lock, as
-    // payer_standing reads it: the wallet's generation stays.
-    let codes = engine
-        .create_transfers_recorded(vec![hold], vec![TransferRecord::P2pMade(row.clone())])
-        .map_err(P2pError::Engine)?;
+    // the payer's spending; made now (`ok`), that is counted in below, under the payer's lock,
+    // as payer_standing reads it. Any other answer empties the caches instead.
+    let codes = create_recorded(
+        people,
+        engine,
+        vec![hold],
+        vec![TransferRecord::P2pMade(row.clone())],
+        Counted::IfMadeNow,
+    )?;
     match codes.as_slice() {
         [TransferCode::Ok] => {}
         // A retry: the row its first try wrote (or, from an older version, this one).
@@ -218,40 +222,73 @@ pub fn send(
     Ok(row)
 }
 
+/// Whether the caller counts the change a request's rows make in the wallet's caches itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Counted {
+    /// A new transfer answered `ok` is added to its payer's spending by the caller, under the
+    /// payer's lock; any other answer (a retry of one an older version made without its row,
+    /// an engine error that may hide a commit) is not.
+    IfMadeNow,
+    Never,
+}
+
+/// Submits transfers with their rows. The ledger's writer commits those rows, not the
+/// wallet's, so nothing moves the wallet's generation for them: unless the caller counts the
+/// change itself, the caches are told here to read again, whatever the answer.
+fn create_recorded(
+    people: &People,
+    engine: &Engine,
+    transfers: Vec<NewTransfer>,
+    records: Vec<TransferRecord>,
+    counted: Counted,
+) -> Result<Vec<TransferCode>, P2pError> {
+    let answer = engine.create_transfers_recorded(transfers, records);
+    let made_now = matches!(&answer, Ok(codes) if codes.iter().all(|c| *c == TransferCode::Ok));
+    if !(counted == Counted::IfMadeNow && made_now) {
+        people.db().note_written_elsewhere();
+    }
+    answer.map_err(P2pError::Engine)
+}
+
 /// Ledger entries of a person's wallet that a listing of their transfers looks through.
 pub const LISTING_ENTRIES_SCANNED_MAX: usize = 2 * zhifu_store::PAGE_LEN_MAX;
 
-/// The person's transfers between people (receive-code payments included), sent and
-/// received, newest first: the newest `limit` among the last [`LISTING_ENTRIES_SCANNED_MAX`]
-/// entries of their wallet's statement. Found through the ledger, not through an index of the
-/// rows by payee: that index cost every payment one more random page in its commit (about a
-/// quarter of the bytes written per payment, measured).
-pub fn transfers_of(
-    people: &People,
+/// Which of a person's transfers between people (receive-code payments included) a listing
+/// shows, sent and received, newest first: the ids of the newest `limit` among the last
+/// [`LISTING_ENTRIES_SCANNED_MAX`] entries of their wallet's statement; [`rows_of`] reads
+/// them. Found through the ledger, not through an index of the rows by payee, which cost every
+/// payment one more random page in its commit (about a quarter of the bytes written per
+/// payment, measured). Two steps, so that the ledger's reader is not held while the wallet's
+/// rows are read.
+pub fn transfer_ids_of(
     ledger: &mut dyn Store,
     user_id: i64,
     limit: usize,
-) -> Result<Vec<P2pRow>, P2pError> {
+) -> Result<Vec<String>, P2pError> {
     let account = wallet_account_id(user_id);
-    let (mut rows, mut scanned, mut before) = (Vec::new(), 0, None);
-    while rows.len() < limit && scanned < LISTING_ENTRIES_SCANNED_MAX {
+    let (mut ids, mut scanned, mut before) = (Vec::new(), 0, None);
+    while ids.len() < limit && scanned < LISTING_ENTRIES_SCANNED_MAX {
         let page_len = zhifu_store::PAGE_LEN_MAX.min(LISTING_ENTRIES_SCANNED_MAX - scanned);
         let page = zhifu_store::statement(ledger, account, before, page_len)?;
         let Some(last) = page.last() else { break };
         before = Some(last.timestamp_ns);
         scanned += page.len();
-        for entry in page
-            .iter()
-            .filter(|entry| makes_a_transfer(entry.code, entry.kind))
-        {
-            let id = entry.transfer_id.get().to_string();
-            if let Some(row) = people.db().read(|s| s.p2p(&id))? {
-                rows.push(row);
-            }
-            if rows.len() == limit {
-                break;
-            }
-        }
+        ids.extend(
+            page.iter()
+                .filter(|entry| makes_a_transfer(entry.code, entry.kind))
+                .map(|entry| entry.transfer_id.get().to_string())
+                .take(limit - ids.len()),
+        );
+    }
+    Ok(ids)
+}
+
+/// The rows of these transfers, in the same order (one made by an older version that lost its
+/// row in a crash is left out).
+pub fn rows_of(people: &People, transfer_ids: &[String]) -> Result<Vec<P2pRow>, P2pError> {
+    let mut rows = Vec::with_capacity(transfer_ids.len());
+    for id in transfer_ids {
+        rows.extend(people.db().read(|s| s.p2p(id))?);
     }
     Ok(rows)
 }
@@ -274,17 +311,14 @@ fn same_transfer(existing: P2pRow, payee_id: i64, amount_minor: u64) -> Result<P
 }
 
 /// Submits one transfer between people with its records: done (now or by an earlier try with
-/// the same key), or why not.
+/// the same key), or why not. The caller counts nothing itself: the caches read again.
 pub(crate) fn create_one(
+    people: &People,
     engine: &Engine,
     transfer: NewTransfer,
     records: Vec<TransferRecord>,
 ) -> Result<(), P2pError> {
-    match engine
-        .create_transfers_recorded(vec![transfer], records)
-        .map_err(P2pError::Engine)?
-        .as_slice()
-    {
+    match create_recorded(people, engine, vec![transfer], records, Counted::Never)?.as_slice() {
         [TransferCode::Ok | TransferCode::Exists] => Ok(()),
         [TransferCode::ExistsWithDifferentPayload] => Err(P2pError::KeyReused),
         [code] => Err(P2pError::Ledger(*code)),
@@ -383,19 +417,23 @@ fn void_or_post(
         transfer_id: transfer_id.to_owned(),
         state: target,
     };
-    let codes = engine
-        .create_transfers_recorded(vec![resolution], vec![resolved])
-        .map_err(P2pError::Engine);
     // Whatever the answer, the row may have changed: cached spending sums must be read again,
     // accepting included (an accepted transfer counts for good where a held one stopped
     // counting at its expiry, and a sum read just after that expiry must not be trusted now).
-    people.db().note_written_elsewhere();
-    match codes?.as_slice() {
+    let codes = create_recorded(
+        people,
+        engine,
+        vec![resolution],
+        vec![resolved],
+        Counted::Never,
+    )?;
+    match codes.as_slice() {
         [TransferCode::Ok | TransferCode::Exists] => {}
         // The ledger's clock sent it back already. The row stays held, which past its
         // expiry is shown and counted as returned.
         [TransferCode::PendingExpired] => return Err(P2pError::NotHeld),
-        // Returned or cancelled by a concurrent call, whose record says which.
+        // An accept after a return or cancel (those two share one void, so the later of
+        // them is a retry of the earlier, `exists`, and its row's state wins).
         [TransferCode::PendingAlreadyVoided] => return Err(P2pError::NotHeld),
         [code] => return Err(P2pError::Ledger(*code)),
         _ => unreachable!("one transfer, one code"),

@@ -257,7 +257,12 @@ impl ReceiveCodes {
             expires_ms: now_ms,
             state: "accepted".into(),
         };
-        create_one(engine, payment, vec![TransferRecord::P2pMade(row.clone())])?;
+        create_one(
+            people,
+            engine,
+            payment,
+            vec![TransferRecord::P2pMade(row.clone())],
+        )?;
         record_static_payment(people, &row)?;
         Ok(row)
     }

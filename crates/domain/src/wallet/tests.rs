@@ -975,11 +975,13 @@ mod p2p {
         // each transfer once (not again for its acceptance, return or expiry).
         let mut ledger = world.config.open().unwrap();
         let mut listed = |user: i64, limit: usize| -> Vec<String> {
-            crate::wallet::p2p::transfers_of(&world.people, ledger.as_mut(), user, limit)
-                .unwrap()
-                .into_iter()
-                .map(|row| row.transfer_id)
-                .collect()
+            let ids = crate::wallet::p2p::transfer_ids_of(ledger.as_mut(), user, limit).unwrap();
+            let rows = crate::wallet::p2p::rows_of(&world.people, &ids).unwrap();
+            assert!(
+                rows.iter().map(|row| &row.transfer_id).eq(&ids),
+                "every row, in order"
+            );
+            ids
         };
         let newest_first = [
             expiring.transfer_id.clone(),
@@ -1598,8 +1600,8 @@ mod p2p {
         }
         assert_eq!(world.balances(bob).0, 50_000);
         let mut ledger = world.config.open().unwrap();
-        let listed =
-            crate::wallet::p2p::transfers_of(&world.people, ledger.as_mut(), bob, 50).unwrap();
+        let ids = crate::wallet::p2p::transfer_ids_of(ledger.as_mut(), bob, 50).unwrap();
+        let listed = crate::wallet::p2p::rows_of(&world.people, &ids).unwrap();
         assert_eq!(
             listed
                 .iter()

@@ -23,8 +23,10 @@ const HOT_ACCOUNT: u64 = 2;
 const ROUND_IDS: u128 = 10_000_000;
 /// A child that was never killed stops by itself after this long.
 const CHILD_SECONDS_MAX: u64 = 30;
-/// The worker whose requests carry a transfer-between-people row for each transfer.
+/// The worker whose requests carry a transfer-between-people row for each transfer; it pays
+/// into an account of its own, so that the rows can be summed against that account.
 const RECORDING_WORKER: u128 = 2;
+const RECORDED_ACCOUNT: u64 = WALLETS_LAST + 1;
 /// The people those rows name (the first two made: ids 1 and 2).
 const PAYER_ID: i64 = 1;
 const PAYEE_ID: i64 = 2;
@@ -33,7 +35,7 @@ fn crash_recovery(backend: Backend) {
     let store = TestStore::new(backend);
     {
         let engine = store.engine(Arc::new(SystemClock));
-        open_operator_and_wallets(&engine, WALLETS_LAST);
+        open_operator_and_wallets(&engine, RECORDED_ACCOUNT);
     }
     let mut wallet = store.config.open_wallet().unwrap();
     for (phone, expected_id) in [(b"payer", PAYER_ID), (b"payee", PAYEE_ID)] {
@@ -127,6 +129,21 @@ fn check_after_crash(store: &TestStore, round: u64, acknowledged: &[(u128, u64)]
             );
         }
     }
+    // Every row has its transfer and every transfer its row: the rows (all the payer's, all
+    // accepted) add up to what the recording worker's transfers paid into its account.
+    let rows_minor = wallet
+        .balance_spent(PAYER_ID, [i64::MIN; 3], 0)
+        .unwrap()
+        .sums_minor[0];
+    let recorded = accounts
+        .iter()
+        .find(|a| a.id.get() == RECORDED_ACCOUNT)
+        .unwrap();
+    assert_eq!(
+        i128::from(rows_minor),
+        recorded.balances.posted_net_minor(),
+        "round {round}: rows and transfers of the recording worker"
+    );
     // The hot account's balance is exactly the sum of its statement: nothing counted twice.
     let hot = accounts.iter().find(|a| a.id.get() == HOT_ACCOUNT).unwrap();
     let (mut net, mut cursor, mut pages) = (0i128, None, 0);
@@ -210,6 +227,8 @@ fn child_load(engine: &Engine, round: u128, worker: u128, deadline: Instant) {
             let id = round * ROUND_IDS + worker * (ROUND_IDS / 8) + n;
             transfers.push(if worker == 0 {
                 posted(id, 1, HOT_ACCOUNT, amount)
+            } else if worker == RECORDING_WORKER {
+                posted(id, 1, RECORDED_ACCOUNT, amount)
             } else {
                 posted(id, 1, rng.random_range(3..=WALLETS_LAST), amount)
             });

@@ -390,35 +390,55 @@ fn p2p_rows_of_an_older_version_move_to_the_ledger_file() {
             .create_transfers(vec![posted(77, 2, 3, 500)])
             .unwrap();
     }
-    let old = rusqlite::Connection::open(&wallet_path).unwrap();
-    old.execute_batch(&format!(
-        "CREATE TABLE p2p_transfers (transfer_id TEXT PRIMARY KEY, payer_id INTEGER NOT NULL, \
-         payee_id INTEGER NOT NULL, amount_minor INTEGER NOT NULL, created_ms INTEGER NOT NULL, \
-         expires_ms INTEGER NOT NULL, state TEXT NOT NULL, arrives_ms INTEGER); \
-         INSERT INTO p2p_transfers VALUES ('77', {alice}, {bob}, 500, 10, 110, 'accepted', 10);"
-    ))
-    .unwrap();
-    drop(old);
-    for _ in 0..2 {
-        let mut wallet = store.config.open_wallet().expect("open the wallet store");
+    // The wallet's file as an older version left it: the table in it, with `row` in it.
+    let leave_old_table = |row: &str| {
+        let old = rusqlite::Connection::open(&wallet_path).unwrap();
+        old.execute_batch(&format!(
+            "CREATE TABLE p2p_transfers (transfer_id TEXT PRIMARY KEY, payer_id INTEGER NOT NULL, \
+             payee_id INTEGER NOT NULL, amount_minor INTEGER NOT NULL, created_ms INTEGER NOT NULL, \
+             expires_ms INTEGER NOT NULL, state TEXT NOT NULL, arrives_ms INTEGER); \
+             INSERT INTO p2p_transfers VALUES ({row});"
+        ))
+        .unwrap();
+    };
+    let old_table_left = || -> bool {
+        let old = rusqlite::Connection::open(&wallet_path).unwrap();
+        old.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'p2p_transfers'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+            == 1
+    };
+    let moved_row = |wallet: &mut Box<dyn zhifu_store::WalletStore>| {
         let moved = wallet
             .p2p("77")
             .unwrap()
-            .expect("the row, now in the ledger's file");
-        assert_eq!(
-            (moved.amount_minor, moved.state.as_str()),
-            (500, "accepted")
-        );
-    }
-    let old = rusqlite::Connection::open(&wallet_path).unwrap();
-    let tables: i64 = old
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE name = 'p2p_transfers'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(tables, 0, "the wallet's old table is gone");
+            .expect("the row, in the ledger's file");
+        (moved.amount_minor, moved.state)
+    };
+
+    leave_old_table(&format!(
+        "'77', {alice}, {bob}, 500, 10, 110, 'accepted', 10"
+    ));
+    let mut wallet = store.config.open_wallet().expect("open the wallet store");
+    assert_eq!(moved_row(&mut wallet), (500, "accepted".into()));
+    assert!(!old_table_left(), "the wallet's old table is gone");
+    drop(wallet);
+
+    // A crash between the copy and the drop: the copy is done again and changes nothing.
+    leave_old_table(&format!("'77', {alice}, {bob}, 999, 10, 110, 'held', 10"));
+    let mut wallet = store.config.open_wallet().expect("open the wallet store");
+    assert_eq!(moved_row(&mut wallet), (500, "accepted".into()));
+    assert!(!old_table_left());
+    drop(wallet);
+
+    // A row whose transfer the ledger does not hold: these files do not belong together.
+    leave_old_table(&format!("'78', {alice}, {bob}, 1, 10, 110, 'held', 10"));
+    let refused = store.config.open_wallet().err().expect("a refusal");
+    assert!(refused.to_string().contains("78"), "{refused}");
+    assert!(old_table_left(), "nothing dropped");
 }
 
 /// Goal: a wallet row given with transfers commits with them when they all stand (applied

@@ -81,16 +81,27 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let person = session_person(&state, &headers).await?;
     let now_ms = state.now_ms();
-    let rows = state
-        .with_people_and_ledger(move |people, ledger| {
-            p2p::transfers_of(people, ledger, person.user_id, LISTING_LEN)
-        })
-        .await??;
+    let rows = transfers_of(&state, person.user_id, LISTING_LEN).await?;
     let transfers: Vec<Value> = rows
         .iter()
         .map(|r| transfer_json(r, person.user_id, now_ms))
         .collect();
     Ok(Json(json!({ "transfers": transfers })))
+}
+
+/// A person's transfers, sent and received, newest first: which ones from their wallet's
+/// statement, then their rows (the ledger's reader is not held meanwhile).
+pub(crate) async fn transfers_of(
+    state: &AppState,
+    user_id: i64,
+    limit: usize,
+) -> Result<Vec<P2pRow>, ApiError> {
+    let ids = state
+        .with_reader(move |ledger| p2p::transfer_ids_of(ledger, user_id, limit))
+        .await??;
+    Ok(state
+        .with_people(move |people| p2p::rows_of(people, &ids))
+        .await??)
 }
 
 /// `POST /api/v1/transfers/{id}/accept`

@@ -283,11 +283,7 @@ pub async fn wallet_page(
     let entries = statement_page(&state, user_id, None, STATEMENT_LEN).await?;
     let entries = entries.iter().map(|entry| entry_view(t, entry)).collect();
     let now_ms = state.now_ms();
-    let rows = state
-        .with_people_and_ledger(move |people, ledger| {
-            zhifu_domain::wallet::p2p::transfers_of(people, ledger, user_id, 50)
-        })
-        .await??;
+    let rows = crate::api::transfers::transfers_of(&state, user_id, 50).await?;
     let incoming = rows
         .iter()
         .filter(|row| row.payee_id == user_id)
