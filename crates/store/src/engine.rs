@@ -232,12 +232,22 @@ impl Engine {
         self.call(|reply| Command::CreateTransfers(transfers, records, reply))
     }
 
+    /// [`Engine::create_transfers_recorded`] for a task.
+    pub async fn create_transfers_recorded_async(
+        &self,
+        transfers: Vec<NewTransfer>,
+        records: Vec<TransferRecord>,
+    ) -> Result<Vec<TransferCode>, EngineError> {
+        self.check_size(transfers.len())?;
+        self.call_async(|reply| Command::CreateTransfers(transfers, records, reply))
+            .await
+    }
+
     pub async fn create_transfers_async(
         &self,
         transfers: Vec<NewTransfer>,
     ) -> Result<Vec<TransferCode>, EngineError> {
-        self.check_size(transfers.len())?;
-        self.call_async(|reply| Command::CreateTransfers(transfers, Vec::new(), reply))
+        self.create_transfers_recorded_async(transfers, Vec::new())
             .await
     }
 

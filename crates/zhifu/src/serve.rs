@@ -162,6 +162,10 @@ impl AppState {
         &self.engine
     }
 
+    pub fn people(&self) -> &People {
+        &self.people
+    }
+
     pub fn engine_shared(&self) -> Arc<Engine> {
         self.engine.clone()
     }

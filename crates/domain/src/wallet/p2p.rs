@@ -7,7 +7,7 @@ use super::chart::{CODE_P2P, CODE_RECEIVE_CODE, wallet_account_id};
 use super::funding::{IdempotencyKey, derived_transfer_id};
 use super::identity::Phone;
 use super::limits::{LimitError, LimitPolicy};
-use super::people::{People, PeopleError};
+use super::people::{People, PeopleError, PersonLock};
 use std::fmt;
 use zhifu_ledger::{NewTransfer, TransferCode, TransferKind, TransferOp};
 use zhifu_store::{Engine, EngineError, P2pRow, Store, TransferRecord};
@@ -133,92 +133,169 @@ impl From<zhifu_store::StoreError> for P2pError {
     }
 }
 
-/// Sends `amount_minor` from the payer to whoever has `payee_phone`, held until accepted.
-/// Runs under the payer's person lock, so the limits hold against concurrent payments.
-#[allow(clippy::too_many_arguments)]
+/// A transfer between people as asked for: who pays whom how much, and when it arrives.
+pub struct SendOrder<'a> {
+    pub payer_id: i64,
+    pub payee_phone: &'a Phone,
+    pub amount_minor: u64,
+    pub arrival: Arrival,
+    pub key: &'a IdempotencyKey,
+    pub now_ms: i64,
+}
+
+/// Sends the order's amount from the payer to whoever has its payee's phone, held until
+/// accepted. Runs under the payer's person lock, so the limits hold against concurrent
+/// payments.
 pub fn send(
     people: &People,
     engine: &Engine,
     limits: &LimitPolicy,
-    payer_id: i64,
-    payee_phone: &Phone,
-    amount_minor: u64,
-    arrival: Arrival,
-    key: &IdempotencyKey,
-    now_ms: i64,
+    order: SendOrder<'_>,
 ) -> Result<P2pRow, P2pError> {
-    if amount_minor == 0 || amount_minor > TRANSFER_MAX_MINOR {
+    let payee_id = payee_of(people, &order)?;
+    let payer = people.lock_person(order.payer_id);
+    let hold = match plan_send(people, &payer, limits, &order, payee_id)? {
+        Planned::Answered(row) => return Ok(row),
+        Planned::Hold(hold) => hold,
+    };
+    let answer = engine.create_transfers_recorded(vec![hold.transfer.clone()], hold.records());
+    finish_send(people, &payer, hold, answer)
+}
+
+/// [`send`] for a task: the person lock and the ledger's answer are awaited, not waited for
+/// on a thread. For a payment that [`People::pays_from_memory`] found in memory: what it reads
+/// is in the caches then (a write in between makes one short local read of it), and it writes
+/// nothing but its transfer. It takes the same locks as [`send`], so the two serialise.
+pub async fn send_async(
+    people: &People,
+    engine: &Engine,
+    limits: &LimitPolicy,
+    order: SendOrder<'_>,
+) -> Result<P2pRow, P2pError> {
+    let payee_id = payee_of(people, &order)?;
+    let payer = people.lock_person_async(order.payer_id).await;
+    let hold = match plan_send(people, &payer, limits, &order, payee_id)? {
+        Planned::Answered(row) => return Ok(row),
+        Planned::Hold(hold) => hold,
+    };
+    let answer = engine
+        .create_transfers_recorded_async(vec![hold.transfer.clone()], hold.records())
+        .await;
+    finish_send(people, &payer, hold, answer)
+}
+
+/// The payee's user id, after the checks that need no lock.
+fn payee_of(people: &People, order: &SendOrder<'_>) -> Result<i64, P2pError> {
+    if order.amount_minor == 0 || order.amount_minor > TRANSFER_MAX_MINOR {
         return Err(P2pError::AmountInvalid);
     }
     let payee_id = people
-        .user_id_by_phone(payee_phone)?
+        .user_id_by_phone(order.payee_phone)?
         .ok_or(P2pError::PayeeNotFound)?;
-    if payee_id == payer_id {
+    if payee_id == order.payer_id {
         return Err(P2pError::PayeeIsPayer);
     }
-    let transfer_id = derived_transfer_id("p2p", payer_id, key);
+    Ok(payee_id)
+}
+
+enum Planned {
+    /// A retry refused now: what its first try did.
+    Answered(P2pRow),
+    Hold(PlannedHold),
+}
+
+/// The hold a send submits, with the row that commits with it.
+struct PlannedHold {
+    transfer: NewTransfer,
+    row: P2pRow,
+}
+
+impl PlannedHold {
+    fn records(&self) -> Vec<TransferRecord> {
+        vec![TransferRecord::P2pMade(self.row.clone())]
+    }
+}
+
+/// The limits, under the payer's lock, and the hold that passes them.
+fn plan_send(
+    people: &People,
+    payer: &PersonLock<'_>,
+    limits: &LimitPolicy,
+    order: &SendOrder<'_>,
+    payee_id: i64,
+) -> Result<Planned, P2pError> {
+    let (payer_id, amount_minor, now_ms) = (payer.user_id(), order.amount_minor, order.now_ms);
+    let transfer_id = derived_transfer_id("p2p", payer_id, order.key);
     let id_text = transfer_id.get().to_string();
-    let payer = people.lock_person(payer_id);
     // A retry is told what its first try did, even where the checks would refuse it now
     // (the first try counts against the limits): the refusal looks for it first.
-    let answer_retry = |refusal: P2pError| -> Result<P2pRow, P2pError> {
+    let answer_retry = |refusal: P2pError| -> Result<Planned, P2pError> {
         match people.db().read(|s| s.p2p(&id_text))? {
-            Some(existing) => same_transfer(existing, payee_id, amount_minor),
+            Some(existing) => {
+                same_transfer(existing, payee_id, amount_minor).map(Planned::Answered)
+            }
             None => Err(refusal),
         }
     };
     if !people.class(payee_id)?.can_receive() {
         return answer_retry(P2pError::Limit(LimitError::RecipientUnverified));
     }
-    let (class, usage) = people.payer_standing(&payer, now_ms)?;
+    let (class, usage) = people.payer_standing(payer, now_ms)?;
     // The PIN is one factor.
     if let Err(refusal) = limits.check_balance_payment(class, 1, usage, amount_minor) {
         return answer_retry(P2pError::Limit(refusal));
     }
+    let delay_ms = order.arrival.delay_ms();
     let row = P2pRow {
         transfer_id: id_text,
         payer_id,
         payee_id,
         amount_minor,
         created_ms: now_ms,
-        arrives_ms: now_ms + arrival.delay_ms(),
-        expires_ms: now_ms + arrival.delay_ms() + HOLD_MS,
+        arrives_ms: now_ms + delay_ms,
+        expires_ms: now_ms + delay_ms + HOLD_MS,
         state: "held".into(),
     };
-    let hold = NewTransfer {
+    let transfer = NewTransfer {
         id: transfer_id,
         op: TransferOp::Pending {
             debit_account_id: wallet_account_id(payer_id),
             credit_account_id: wallet_account_id(payee_id),
             amount_minor,
-            timeout_ms: (arrival.delay_ms() + HOLD_MS) as u64,
+            timeout_ms: (delay_ms + HOLD_MS) as u64,
         },
         code: CODE_P2P,
         reference: None,
         linked: false,
     };
-    // The row commits with the hold, in the ledger's transaction. It changes one cached read,
-    // the payer's spending; made now (`ok`), that is counted in below, under the payer's lock,
-    // as payer_standing reads it. Any other answer empties the caches instead.
-    let codes = create_recorded(
-        people,
-        engine,
-        vec![hold],
-        vec![TransferRecord::P2pMade(row.clone())],
-        Counted::IfMadeNow,
-    )?;
+    Ok(Planned::Hold(PlannedHold { transfer, row }))
+}
+
+/// The ledger's answer to a planned hold. The row committed with the hold, in the ledger's
+/// transaction. It changes one cached read, the payer's spending; made now (`ok`), that is
+/// counted in here, under the payer's lock, as payer_standing reads it. Any other answer
+/// empties the caches instead.
+fn finish_send(
+    people: &People,
+    payer: &PersonLock<'_>,
+    hold: PlannedHold,
+    answer: Result<Vec<TransferCode>, EngineError>,
+) -> Result<P2pRow, P2pError> {
+    let codes = answered(people, answer, Counted::IfMadeNow)?;
+    let PlannedHold { row, .. } = hold;
     match codes.as_slice() {
         [TransferCode::Ok] => {}
         // A retry: the row its first try wrote (or, from an older version, this one).
         [TransferCode::Exists] => {
             let existing = people.db().read(|s| s.p2p(&row.transfer_id))?;
+            let (payee_id, amount_minor) = (row.payee_id, row.amount_minor);
             return same_transfer(existing.unwrap_or(row), payee_id, amount_minor);
         }
         [TransferCode::ExistsWithDifferentPayload] => return Err(P2pError::KeyReused),
         [code] => return Err(P2pError::Ledger(*code)),
         _ => unreachable!("one transfer, one code"),
     }
-    people.note_spent(&payer, amount_minor, Some(row.expires_ms));
+    people.note_spent(payer, row.amount_minor, Some(row.expires_ms));
     Ok(row)
 }
 
@@ -242,7 +319,19 @@ fn create_recorded(
     records: Vec<TransferRecord>,
     counted: Counted,
 ) -> Result<Vec<TransferCode>, P2pError> {
-    let answer = engine.create_transfers_recorded(transfers, records);
+    answered(
+        people,
+        engine.create_transfers_recorded(transfers, records),
+        counted,
+    )
+}
+
+/// The ledger's answer to transfers with rows, after the caches were told what they need.
+fn answered(
+    people: &People,
+    answer: Result<Vec<TransferCode>, EngineError>,
+    counted: Counted,
+) -> Result<Vec<TransferCode>, P2pError> {
     let made_now = matches!(&answer, Ok(codes) if codes.iter().all(|c| *c == TransferCode::Ok));
     if !(counted == Counted::IfMadeNow && made_now) {
         people.db().note_written_elsewhere();

@@ -148,7 +148,7 @@ pub struct Person {
 /// what may only be asked under it takes it instead of an id.
 pub struct PersonLock<'a> {
     user_id: i64,
-    _guard: MutexGuard<'a, ()>,
+    _guard: tokio::sync::MutexGuard<'a, ()>,
 }
 
 impl PersonLock<'_> {
@@ -182,7 +182,7 @@ pub struct People {
     /// Striped locks for what reads a person's records and then writes on their behalf
     /// across stores (limits checked, then a ledger transfer, then a row): see
     /// [`People::lock_person`].
-    person_locks: Arc<Vec<Mutex<()>>>,
+    person_locks: Arc<Vec<tokio::sync::Mutex<()>>>,
     /// Striped locks for merchant orders: see [`People::lock_order`].
     order_locks: Arc<Vec<Mutex<()>>>,
     /// What every payment reads, kept in memory (see [`super::hot`]).
@@ -209,7 +209,11 @@ impl People {
         let decoy_hash = hash_password("decoy password, never anyone's");
         People {
             db,
-            person_locks: Arc::new((0..PERSON_LOCKS_LEN).map(|_| Mutex::new(())).collect()),
+            person_locks: Arc::new(
+                (0..PERSON_LOCKS_LEN)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
+            ),
             order_locks: Arc::new((0..PERSON_LOCKS_LEN).map(|_| Mutex::new(())).collect()),
             hot: Arc::new(Hot::new()),
             phone_key: derive_key(secret, "phone lookup"),
@@ -239,9 +243,16 @@ impl People {
         let index = (user_id.unsigned_abs() % PERSON_LOCKS_LEN as u64) as usize;
         PersonLock {
             user_id,
-            _guard: self.person_locks[index]
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            _guard: self.person_locks[index].blocking_lock(),
+        }
+    }
+
+    /// [`People::lock_person`] for a task: waits without holding a thread.
+    pub async fn lock_person_async(&self, user_id: i64) -> PersonLock<'_> {
+        let index = (user_id.unsigned_abs() % PERSON_LOCKS_LEN as u64) as usize;
+        PersonLock {
+            user_id,
+            _guard: self.person_locks[index].lock().await,
         }
     }
 
@@ -256,16 +267,14 @@ impl People {
     }
 
     /// Serialises the grabs of one red packet, which pick the next free share.
-    pub fn lock_packet(&self, packet_id: &str) -> MutexGuard<'_, ()> {
+    pub fn lock_packet(&self, packet_id: &str) -> tokio::sync::MutexGuard<'_, ()> {
         // FNV-1a: stable and cheap; the ids are the server's own, not chosen by attackers.
         let hash = packet_id
             .bytes()
             .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
                 (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
             });
-        self.person_locks[(hash % PERSON_LOCKS_LEN as u64) as usize]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.person_locks[(hash % PERSON_LOCKS_LEN as u64) as usize].blocking_lock()
     }
 
     pub fn sign_up(
@@ -684,11 +693,7 @@ impl People {
     ) -> Result<(RealNameClass, BalanceUsage), PeopleError> {
         let user_id = payer.user_id;
         let class = self.class(user_id)?;
-        let windows_ms = [
-            i64::MIN,
-            shanghai_year_start_ms(now_ms),
-            shanghai_day_start_ms(now_ms),
-        ];
+        let windows_ms = spending_windows_ms(now_ms);
         let generation = self.db.generation();
         if let Some(spending) = self.hot.spending.get(&user_id, generation)
             && spending.holds_at(windows_ms, now_ms)
@@ -712,6 +717,61 @@ impl People {
         };
         self.hot.spending.put(user_id, generation, spending);
         Ok((class, usage))
+    }
+
+    /// The person a session token names, if that live session is in memory; `None` for
+    /// everything else, which [`People::session_person`] answers.
+    pub fn session_person_cached(&self, token: &str, now_ms: i64) -> Option<Person> {
+        if !is_token_shaped(token) {
+            return None;
+        }
+        let entry = self
+            .hot
+            .sessions
+            .get(&token_hash(token), self.db.generation())?;
+        (now_ms < entry.expires_ms).then_some(entry.person)
+    }
+
+    /// Whether a balance payment from `payer_id` to `payee_phone` with this PIN would read
+    /// nothing but memory and write nothing before its transfer: the right PIN with no failed
+    /// attempts to clear, and the payee, both classes and the payer's spending in the caches.
+    /// Such a payment may run where a thread must not block ([`super::p2p::send_async`],
+    /// which then skips [`People::check_pin`]: it would find what this found). Any other goes
+    /// the blocking way, which fills the caches for the next one.
+    pub fn pays_from_memory(
+        &self,
+        payer_id: i64,
+        pin_text: &str,
+        payee_phone: &Phone,
+        now_ms: i64,
+    ) -> bool {
+        let generation = self.db.generation();
+        let Some(pin_row) = self.hot.pins.get(&payer_id, generation) else {
+            return false;
+        };
+        let pin = Pin::parse(pin_text).ok();
+        let (before, after, right) = judge_pin(
+            &pin_row,
+            pin.as_ref(),
+            &self.pin_hasher,
+            &self.lockout,
+            now_ms,
+        );
+        if !right || after != before || before.check_unlocked(now_ms).is_err() {
+            return false;
+        }
+        let lookup = self.phone_lookup(payee_phone);
+        let Some(payee_id) = self.hot.users_by_phone.get(&lookup, generation) else {
+            return false;
+        };
+        let windows_ms = spending_windows_ms(now_ms);
+        self.hot.classes.get(&payer_id, generation).is_some()
+            && self.hot.classes.get(&payee_id, generation).is_some()
+            && self
+                .hot
+                .spending
+                .get(&payer_id, generation)
+                .is_some_and(|spending| spending.holds_at(windows_ms, now_ms))
     }
 
     /// Counts a payment the payer just made, written with
@@ -831,4 +891,14 @@ fn class_of(identity: Option<&zhifu_store::IdentityRow>) -> RealNameClass {
     identity.map_or(RealNameClass::Unverified, |identity| {
         class_from_code(&identity.class)
     })
+}
+
+/// The windows the limits sum spending over at `now_ms`: since opening, this calendar year
+/// and today, China Standard Time.
+fn spending_windows_ms(now_ms: i64) -> [i64; 3] {
+    [
+        i64::MIN,
+        shanghai_year_start_ms(now_ms),
+        shanghai_day_start_ms(now_ms),
+    ]
 }

@@ -756,7 +756,9 @@ mod p2p {
     use crate::wallet::funding::IdempotencyKey;
     use crate::wallet::identity::{IdNumber, Phone, make};
     use crate::wallet::limits::LimitPolicy;
-    use crate::wallet::p2p::{HOLD_MS, P2pError, resolve, send, shown_state};
+    use crate::wallet::p2p::{
+        HOLD_MS, P2pError, SendOrder, resolve, send, send_async, shown_state,
+    };
     use crate::wallet::people::People;
     use std::sync::Arc;
     use zhifu_ledger::{AccountId, NewTransfer, TransferId, TransferOp};
@@ -881,18 +883,72 @@ mod p2p {
             key: &str,
         ) -> Result<zhifu_store::P2pRow, P2pError> {
             let now_ms = self.now_ms();
-            send(
-                &self.people,
-                &self.engine,
-                &LimitPolicy::default(),
-                payer,
-                &Phone::parse(phone).unwrap(),
-                amount,
-                crate::wallet::p2p::Arrival::Now,
-                &IdempotencyKey::parse(key).unwrap(),
+            let (phone, key) = (
+                Phone::parse(phone).unwrap(),
+                IdempotencyKey::parse(key).unwrap(),
+            );
+            let order = SendOrder {
+                payer_id: payer,
+                payee_phone: &phone,
+                amount_minor: amount,
+                arrival: crate::wallet::p2p::Arrival::Now,
+                key: &key,
                 now_ms,
-            )
+            };
+            send(&self.people, &self.engine, &LimitPolicy::default(), order)
         }
+    }
+
+    /// A payment the edge runs on a task (its reads in memory) and one on a blocking thread
+    /// take the same person lock and count against the same limits, and each answers the
+    /// other's retry.
+    #[test]
+    fn a_send_awaited_on_a_task_keeps_the_limits_and_the_retries_of_the_blocking_one() {
+        let mut world = World::new();
+        let alice = world.person("13812345678", "11010519491231001", true, 200_000);
+        world.person("13912345678", "11010519800101002", true, 0);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let send_on_task = |world: &World, amount_minor: u64, key: &str| {
+            let phone = Phone::parse("13912345678").unwrap();
+            let key = IdempotencyKey::parse(key).unwrap();
+            let order = SendOrder {
+                payer_id: alice,
+                payee_phone: &phone,
+                amount_minor,
+                arrival: crate::wallet::p2p::Arrival::Now,
+                key: &key,
+                now_ms: world.now_ms(),
+            };
+            let limits = LimitPolicy::default();
+            runtime.block_on(send_async(&world.people, &world.engine, &limits, order))
+        };
+        // Class I: 1,000 yuan in all, 600 of them on a task and 400 on a thread.
+        let first = send_on_task(&world, 60_000, "k1").unwrap();
+        world.send(alice, "13912345678", 40_000, "k2").unwrap();
+        assert_eq!(
+            send_on_task(&world, 1, "k3").unwrap_err().code(),
+            "LIMIT_CLASS_I_CUMULATIVE"
+        );
+        assert_eq!(
+            world
+                .send(alice, "13912345678", 1, "k4")
+                .unwrap_err()
+                .code(),
+            "LIMIT_CLASS_I_CUMULATIVE"
+        );
+        // Retries are told what the first try did, though the limit is reached now.
+        assert_eq!(
+            world.send(alice, "13912345678", 60_000, "k1").unwrap(),
+            first
+        );
+        assert_eq!(send_on_task(&world, 60_000, "k1").unwrap(), first);
+        assert_eq!(
+            send_on_task(&world, 60_001, "k1").unwrap_err().code(),
+            "IDEMPOTENCY_KEY_REUSED"
+        );
+        assert_eq!(world.balances(alice), (200_000, 100_000));
     }
 
     #[test]
@@ -1001,18 +1057,19 @@ mod p2p {
         let bob = world.person("13912345678", "11010519800101002", true, 0);
         let delayed = |world: &mut World, key: &str| {
             let now_ms = world.now_ms();
-            send(
-                &world.people,
-                &world.engine,
-                &LimitPolicy::default(),
-                alice,
-                &Phone::parse("13912345678").unwrap(),
-                10_000,
-                Arrival::In2Hours,
-                &IdempotencyKey::parse(key).unwrap(),
+            let (phone, key) = (
+                Phone::parse("13912345678").unwrap(),
+                IdempotencyKey::parse(key).unwrap(),
+            );
+            let order = SendOrder {
+                payer_id: alice,
+                payee_phone: &phone,
+                amount_minor: 10_000,
+                arrival: Arrival::In2Hours,
+                key: &key,
                 now_ms,
-            )
-            .unwrap()
+            };
+            send(&world.people, &world.engine, &LimitPolicy::default(), order).unwrap()
         };
         // Cancelled inside the window: the money is back, the payee never had it.
         let first = delayed(&mut world, "d1");
