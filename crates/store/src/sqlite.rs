@@ -198,16 +198,60 @@ pub(crate) fn p2p_transfer_key(decimal: &str) -> Option<[u8; 16]> {
     Some(id_bytes(id))
 }
 
-/// Copies a WAL back into its database file from a connection other than the writer's.
-/// PASSIVE never waits for the writer, nor makes it wait.
-pub(crate) fn checkpoint_beside_writer(connection: &Connection) -> Result<(), StoreError> {
-    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
-    Ok(())
+/// Copies a WAL back into its database file from a connection other than the writer's, and
+/// lets the writer start it over once it is long.
+///
+/// PASSIVE never waits for the writer, nor makes it wait; but under steady load it never
+/// copies the last frame either (the writer has appended more by then), and SQLite starts a
+/// log over only after a checkpoint that copied all of it. So the log grew until the writer's
+/// own checkpoint at [`WAL_AUTOCHECKPOINT_PAGES`] (270 MB in 8 s of payments), and every
+/// commit appended to a growing file, whose sync also writes the file's new size out. Once
+/// the log holds [`WAL_RESTART_FRAMES`], a RESTART checkpoint takes the writer's lock for as
+/// long as it copies the few frames PASSIVE left and waits for readers of older snapshots, at
+/// most [`RESTART_WAIT_MS`]; the writer then overwrites the log from its start.
+pub(crate) fn checkpoint_beside_writer(connection: &mut Connection) -> Result<(), StoreError> {
+    let log_frames: i64 =
+        connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))?;
+    if log_frames < WAL_RESTART_FRAMES {
+        return Ok(());
+    }
+    connection.busy_handler(Some(wait_briefly_for_restart))?;
+    // Busy (a reader held on for longer) is no error: the next round tries again.
+    let restarted = connection.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()));
+    connection.busy_handler(Some(wait_for_lock))?;
+    Ok(restarted?)
+}
+
+/// Frames in a log after which its keeper has the writer start it over.
+const WAL_RESTART_FRAMES: i64 = 4_096;
+/// How long a connection sleeps between two tries of a lock another one holds. SQLite's own
+/// busy timeout sleeps 1, 2, 5, 10 ms and more between tries, so a writer held up for a moment
+/// slept on for milliseconds after the lock was free.
+const BUSY_SLEEP_US: u64 = 100;
+/// Tries of a RESTART checkpoint: it holds the writer's lock while it waits, so at most 2 ms.
+const RESTART_TRIES_MAX: i32 = 20;
+
+/// SQLite's busy handler for every ledger connection: wait for a lock [`BUSY_TIMEOUT_MS`] in
+/// all, in short sleeps.
+fn wait_for_lock(tries: i32) -> bool {
+    sleep_if_below(tries, (BUSY_TIMEOUT_MS * 1_000 / BUSY_SLEEP_US) as i32)
+}
+
+fn wait_briefly_for_restart(tries: i32) -> bool {
+    sleep_if_below(tries, RESTART_TRIES_MAX)
+}
+
+fn sleep_if_below(tries: i32, tries_max: i32) -> bool {
+    if tries >= tries_max {
+        return false;
+    }
+    std::thread::sleep(std::time::Duration::from_micros(BUSY_SLEEP_US));
+    true
 }
 
 fn open_wal(path: &Path, synchronous: &str) -> Result<Connection, StoreError> {
-    let connection = Connection::open(path)?;
-    connection.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    let mut connection = Connection::open(path)?;
+    connection.busy_handler(Some(wait_for_lock))?;
     let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
     if mode != "wal" {
         return Err(StoreError::Open(format!(
@@ -679,7 +723,7 @@ impl Store for SqliteStore {
     fn maintain_log(&mut self) -> Result<Upkeep, StoreError> {
         // Copies the ledger's WAL back into its file here, beside the writer, instead of in
         // one of its commits (which would stall every caller of that batch).
-        checkpoint_beside_writer(&self.connection)?;
+        checkpoint_beside_writer(&mut self.connection)?;
         Ok(Upkeep::Idle)
     }
 
