@@ -12,8 +12,8 @@
 //! here empties the caches rather than leaving them stale.
 //!
 //! The rows of transfers between people are the exception: the ledger's writer commits them
-//! with their transfers, outside the wallet's writer. They go through one function,
-//! `p2p::create_recorded`, which moves the generation on
+//! with their transfers, outside the wallet's writer. Every answer to them goes through one
+//! function, `p2p::answered`, which moves the generation on
 //! ([`WalletDb::note_written_elsewhere`](zhifu_store::WalletDb::note_written_elsewhere)) after
 //! every commit except one the caller counts in itself: a new transfer answered `ok`, whose
 //! amount the caller adds to the payer's spending under the payer's person lock, the same

@@ -309,9 +309,7 @@ enum Counted {
     Never,
 }
 
-/// Submits transfers with their rows. The ledger's writer commits those rows, not the
-/// wallet's, so nothing moves the wallet's generation for them: unless the caller counts the
-/// change itself, the caches are told here to read again, whatever the answer.
+/// Submits transfers with their rows and takes the answer through [`answered`].
 fn create_recorded(
     people: &People,
     engine: &Engine,
@@ -326,7 +324,10 @@ fn create_recorded(
     )
 }
 
-/// The ledger's answer to transfers with rows, after the caches were told what they need.
+/// The ledger's answer to transfers submitted with rows; every such answer passes here. The
+/// ledger's writer commits those rows, not the wallet's, so nothing moves the wallet's
+/// generation for them: unless the caller counts the change itself, the caches are told here
+/// to read again, whatever the answer.
 fn answered(
     people: &People,
     answer: Result<Vec<TransferCode>, EngineError>,
