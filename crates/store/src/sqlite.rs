@@ -208,7 +208,8 @@ pub(crate) fn p2p_transfer_key(decimal: &str) -> Option<[u8; 16]> {
 /// commit appended to a growing file, whose sync also writes the file's new size out. Once
 /// the log holds [`WAL_RESTART_FRAMES`], a RESTART checkpoint takes the writer's lock for as
 /// long as it copies the few frames PASSIVE left and waits for readers of older snapshots, at
-/// most [`RESTART_WAIT_MS`]; the writer then overwrites the log from its start.
+/// most [`RESTART_TRIES_MAX`] sleeps of [`BUSY_SLEEP_US`]; the writer then overwrites the log
+/// from its start.
 pub(crate) fn checkpoint_beside_writer(connection: &mut Connection) -> Result<(), StoreError> {
     let log_frames: i64 =
         connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))?;
@@ -231,9 +232,9 @@ const BUSY_SLEEP_US: u64 = 100;
 /// Tries of a RESTART checkpoint: it holds the writer's lock while it waits, so at most 2 ms.
 const RESTART_TRIES_MAX: i32 = 20;
 
-/// SQLite's busy handler for every ledger connection: wait for a lock [`BUSY_TIMEOUT_MS`] in
-/// all, in short sleeps.
-fn wait_for_lock(tries: i32) -> bool {
+/// SQLite's busy handler for every connection to the ledger's and the wallet's files: wait
+/// for a lock [`BUSY_TIMEOUT_MS`] in all, in short sleeps.
+pub(crate) fn wait_for_lock(tries: i32) -> bool {
     sleep_if_below(tries, (BUSY_TIMEOUT_MS * 1_000 / BUSY_SLEEP_US) as i32)
 }
 

@@ -371,8 +371,8 @@ fn wallet_sqlite_path(ledger_path: &Path) -> std::path::PathBuf {
 pub(crate) fn wallet_log_keeper(config: &StoreConfig) -> Result<Option<Connection>, StoreError> {
     match config {
         StoreConfig::Sqlite { path } => {
-            let connection = Connection::open(wallet_sqlite_path(path))?;
-            connection.busy_timeout(std::time::Duration::from_secs(5))?;
+            let mut connection = Connection::open(wallet_sqlite_path(path))?;
+            connection.busy_handler(Some(crate::sqlite::wait_for_lock))?;
             Ok(Some(connection))
         }
         StoreConfig::Postgres { .. } => Ok(None),
@@ -389,7 +389,7 @@ impl SqliteWalletStore {
                 .map_err(|e| StoreError::Open(format!("{}: {e}", directory.display())))?;
         }
         let mut connection = Connection::open(path)?;
-        connection.busy_timeout(std::time::Duration::from_secs(5))?;
+        connection.busy_handler(Some(crate::sqlite::wait_for_lock))?;
         connection.execute_batch(
             // mmap: readers see the writer's pages without copying them in again after each
             // commit, which would otherwise empty their page caches. temp_store: the writer's
