@@ -229,7 +229,8 @@ const WAL_RESTART_FRAMES: i64 = 4_096;
 /// busy timeout sleeps 1, 2, 5, 10 ms and more between tries, so a writer held up for a moment
 /// slept on for milliseconds after the lock was free.
 const BUSY_SLEEP_US: u64 = 100;
-/// Tries of a RESTART checkpoint: it holds the writer's lock while it waits, so at most 2 ms.
+/// Tries of a RESTART checkpoint: it holds the writer's lock while it waits (then copies what
+/// PASSIVE left and syncs the file, still holding it), so the wait is kept to about 2 ms.
 const RESTART_TRIES_MAX: i32 = 20;
 
 /// SQLite's busy handler for every connection to the ledger's and the wallet's files: wait

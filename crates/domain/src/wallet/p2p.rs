@@ -6,10 +6,10 @@
 use super::chart::{CODE_P2P, CODE_RECEIVE_CODE, wallet_account_id};
 use super::funding::{IdempotencyKey, derived_transfer_id};
 use super::identity::Phone;
-use super::limits::{LimitError, LimitPolicy};
-use super::people::{People, PeopleError, PersonLock};
+use super::limits::{BalanceUsage, LimitError, LimitPolicy, RealNameClass};
+use super::people::{People, PeopleError};
 use std::fmt;
-use zhifu_ledger::{NewTransfer, TransferCode, TransferKind, TransferOp};
+use zhifu_ledger::{NewTransfer, TransferCode, TransferId, TransferKind, TransferOp};
 use zhifu_store::{Engine, EngineError, P2pRow, Store, TransferRecord};
 
 /// How long a transfer waits for its payee.
@@ -152,56 +152,115 @@ pub fn send(
     limits: &LimitPolicy,
     order: SendOrder<'_>,
 ) -> Result<P2pRow, P2pError> {
-    let payee_id = payee_of(people, &order)?;
+    check_amount(&order)?;
+    let payee_id = people
+        .user_id_by_phone(order.payee_phone)?
+        .ok_or(P2pError::PayeeNotFound)?;
+    check_payee(&order, payee_id)?;
     let payer = people.lock_person(order.payer_id);
-    let hold = match plan_send(people, &payer, limits, &order, payee_id)? {
-        Planned::Answered(row) => return Ok(row),
-        Planned::Hold(hold) => hold,
+    let payee_can_receive = people.class(payee_id)?.can_receive();
+    let (class, usage) = people.payer_standing(&payer, order.now_ms)?;
+    let standing = Standing {
+        payee_can_receive,
+        class,
+        usage,
+    };
+    let hold = match plan_hold(limits, &order, payee_id, standing) {
+        Ok(hold) => hold,
+        // A retry is told what its first try did, even where the checks would refuse it now
+        // (the first try counts against the limits): the refusal looks for it first.
+        Err(refusal) => {
+            return match people.db().read(|s| s.p2p(&hold_id(&order).1))? {
+                Some(existing) => same_transfer(existing, payee_id, order.amount_minor),
+                None => Err(refusal),
+            };
+        }
     };
     let answer = engine.create_transfers_recorded(vec![hold.transfer.clone()], hold.records());
-    finish_send(people, &payer, hold, answer)
+    let codes = answered(people, answer, Counted::IfMadeNow)?;
+    let PlannedHold { row, .. } = hold;
+    match codes.as_slice() {
+        [TransferCode::Ok] => {}
+        // A retry: the row its first try wrote (or, from an older version, this one).
+        [TransferCode::Exists] => {
+            let existing = people.db().read(|s| s.p2p(&row.transfer_id))?;
+            return same_transfer(existing.unwrap_or(row), payee_id, order.amount_minor);
+        }
+        codes => return Err(refused_by_ledger(codes)),
+    }
+    people.note_spent(&payer, row.amount_minor, Some(row.expires_ms));
+    Ok(row)
 }
 
-/// [`send`] for a task: the person lock and the ledger's answer are awaited, not waited for
-/// on a thread. For a payment that [`People::pays_from_memory`] found in memory: what it reads
-/// is in the caches then (a write in between makes one short local read of it), and it writes
-/// nothing but its transfer. It takes the same locks as [`send`], so the two serialise.
-pub async fn send_async(
+/// [`send`] for a task, for a payer the edge found in memory with the right PIN
+/// ([`People::pin_right_in_memory`]): it awaits the person lock and the ledger's answer, and
+/// reads nothing but memory. `Ok(None)` where it would have to read first: the payee, a class
+/// or the payer's spending is not in memory, the limits refuse (a refusal may answer a retry,
+/// which takes a read), or the ledger already has the transfer (a retry, whose first try's row
+/// takes a read). Nothing was written then, or nothing the blocking [`send`] will not answer
+/// as a retry: the caller goes that way with the same order.
+///
+/// Run it to completion (spawn it): dropped while the ledger commits its hold, it would not
+/// count the payment in the payer's spending.
+pub async fn send_from_memory(
     people: &People,
     engine: &Engine,
     limits: &LimitPolicy,
     order: SendOrder<'_>,
-) -> Result<P2pRow, P2pError> {
-    let payee_id = payee_of(people, &order)?;
+) -> Result<Option<P2pRow>, P2pError> {
+    check_amount(&order)?;
+    let Some(payee_id) = people.user_id_by_phone_in_memory(order.payee_phone) else {
+        return Ok(None);
+    };
+    check_payee(&order, payee_id)?;
     let payer = people.lock_person_async(order.payer_id).await;
-    let hold = match plan_send(people, &payer, limits, &order, payee_id)? {
-        Planned::Answered(row) => return Ok(row),
-        Planned::Hold(hold) => hold,
+    let Some(payee_class) = people.class_in_memory(payee_id) else {
+        return Ok(None);
+    };
+    let Some((class, usage)) = people.payer_standing_in_memory(&payer, order.now_ms) else {
+        return Ok(None);
+    };
+    let standing = Standing {
+        payee_can_receive: payee_class.can_receive(),
+        class,
+        usage,
+    };
+    let Ok(hold) = plan_hold(limits, &order, payee_id, standing) else {
+        return Ok(None);
     };
     let answer = engine
         .create_transfers_recorded_async(vec![hold.transfer.clone()], hold.records())
         .await;
-    finish_send(people, &payer, hold, answer)
+    let codes = answered(people, answer, Counted::IfMadeNow)?;
+    let PlannedHold { row, .. } = hold;
+    match codes.as_slice() {
+        [TransferCode::Ok] => {}
+        [TransferCode::Exists] => return Ok(None),
+        codes => return Err(refused_by_ledger(codes)),
+    }
+    people.note_spent(&payer, row.amount_minor, Some(row.expires_ms));
+    Ok(Some(row))
 }
 
-/// The payee's user id, after the checks that need no lock.
-fn payee_of(people: &People, order: &SendOrder<'_>) -> Result<i64, P2pError> {
-    if order.amount_minor == 0 || order.amount_minor > TRANSFER_MAX_MINOR {
-        return Err(P2pError::AmountInvalid);
+fn check_amount(order: &SendOrder<'_>) -> Result<(), P2pError> {
+    match order.amount_minor == 0 || order.amount_minor > TRANSFER_MAX_MINOR {
+        true => Err(P2pError::AmountInvalid),
+        false => Ok(()),
     }
-    let payee_id = people
-        .user_id_by_phone(order.payee_phone)?
-        .ok_or(P2pError::PayeeNotFound)?;
-    if payee_id == order.payer_id {
-        return Err(P2pError::PayeeIsPayer);
-    }
-    Ok(payee_id)
 }
 
-enum Planned {
-    /// A retry refused now: what its first try did.
-    Answered(P2pRow),
-    Hold(PlannedHold),
+fn check_payee(order: &SendOrder<'_>, payee_id: i64) -> Result<(), P2pError> {
+    match payee_id == order.payer_id {
+        true => Err(P2pError::PayeeIsPayer),
+        false => Ok(()),
+    }
+}
+
+/// What the checks under the payer's lock go by.
+struct Standing {
+    payee_can_receive: bool,
+    class: RealNameClass,
+    usage: BalanceUsage,
 }
 
 /// The hold a send submits, with the row that commits with it.
@@ -216,41 +275,33 @@ impl PlannedHold {
     }
 }
 
-/// The limits, under the payer's lock, and the hold that passes them.
-fn plan_send(
-    people: &People,
-    payer: &PersonLock<'_>,
+/// The ledger's id of the order's hold, and that id as the API shows it.
+fn hold_id(order: &SendOrder<'_>) -> (TransferId, String) {
+    let transfer_id = derived_transfer_id("p2p", order.payer_id, order.key);
+    (transfer_id, transfer_id.get().to_string())
+}
+
+/// The hold the limits let through, or their refusal.
+fn plan_hold(
     limits: &LimitPolicy,
     order: &SendOrder<'_>,
     payee_id: i64,
-) -> Result<Planned, P2pError> {
-    let (payer_id, amount_minor, now_ms) = (payer.user_id(), order.amount_minor, order.now_ms);
-    let transfer_id = derived_transfer_id("p2p", payer_id, order.key);
-    let id_text = transfer_id.get().to_string();
-    // A retry is told what its first try did, even where the checks would refuse it now
-    // (the first try counts against the limits): the refusal looks for it first.
-    let answer_retry = |refusal: P2pError| -> Result<Planned, P2pError> {
-        match people.db().read(|s| s.p2p(&id_text))? {
-            Some(existing) => {
-                same_transfer(existing, payee_id, amount_minor).map(Planned::Answered)
-            }
-            None => Err(refusal),
-        }
-    };
-    if !people.class(payee_id)?.can_receive() {
-        return answer_retry(P2pError::Limit(LimitError::RecipientUnverified));
+    standing: Standing,
+) -> Result<PlannedHold, P2pError> {
+    if !standing.payee_can_receive {
+        return Err(P2pError::Limit(LimitError::RecipientUnverified));
     }
-    let (class, usage) = people.payer_standing(payer, now_ms)?;
     // The PIN is one factor.
-    if let Err(refusal) = limits.check_balance_payment(class, 1, usage, amount_minor) {
-        return answer_retry(P2pError::Limit(refusal));
-    }
-    let delay_ms = order.arrival.delay_ms();
+    limits
+        .check_balance_payment(standing.class, 1, standing.usage, order.amount_minor)
+        .map_err(P2pError::Limit)?;
+    let (transfer_id, id_text) = hold_id(order);
+    let (now_ms, delay_ms) = (order.now_ms, order.arrival.delay_ms());
     let row = P2pRow {
         transfer_id: id_text,
-        payer_id,
+        payer_id: order.payer_id,
         payee_id,
-        amount_minor,
+        amount_minor: order.amount_minor,
         created_ms: now_ms,
         arrives_ms: now_ms + delay_ms,
         expires_ms: now_ms + delay_ms + HOLD_MS,
@@ -259,44 +310,25 @@ fn plan_send(
     let transfer = NewTransfer {
         id: transfer_id,
         op: TransferOp::Pending {
-            debit_account_id: wallet_account_id(payer_id),
+            debit_account_id: wallet_account_id(order.payer_id),
             credit_account_id: wallet_account_id(payee_id),
-            amount_minor,
+            amount_minor: order.amount_minor,
             timeout_ms: (delay_ms + HOLD_MS) as u64,
         },
         code: CODE_P2P,
         reference: None,
         linked: false,
     };
-    Ok(Planned::Hold(PlannedHold { transfer, row }))
+    Ok(PlannedHold { transfer, row })
 }
 
-/// The ledger's answer to a planned hold. The row committed with the hold, in the ledger's
-/// transaction. It changes one cached read, the payer's spending; made now (`ok`), that is
-/// counted in here, under the payer's lock, as payer_standing reads it. Any other answer
-/// empties the caches instead.
-fn finish_send(
-    people: &People,
-    payer: &PersonLock<'_>,
-    hold: PlannedHold,
-    answer: Result<Vec<TransferCode>, EngineError>,
-) -> Result<P2pRow, P2pError> {
-    let codes = answered(people, answer, Counted::IfMadeNow)?;
-    let PlannedHold { row, .. } = hold;
-    match codes.as_slice() {
-        [TransferCode::Ok] => {}
-        // A retry: the row its first try wrote (or, from an older version, this one).
-        [TransferCode::Exists] => {
-            let existing = people.db().read(|s| s.p2p(&row.transfer_id))?;
-            let (payee_id, amount_minor) = (row.payee_id, row.amount_minor);
-            return same_transfer(existing.unwrap_or(row), payee_id, amount_minor);
-        }
-        [TransferCode::ExistsWithDifferentPayload] => return Err(P2pError::KeyReused),
-        [code] => return Err(P2pError::Ledger(*code)),
+/// Why the ledger did not make a new hold, other than `ok` and `exists`.
+fn refused_by_ledger(codes: &[TransferCode]) -> P2pError {
+    match codes {
+        [TransferCode::ExistsWithDifferentPayload] => P2pError::KeyReused,
+        [code] => P2pError::Ledger(*code),
         _ => unreachable!("one transfer, one code"),
     }
-    people.note_spent(payer, row.amount_minor, Some(row.expires_ms));
-    Ok(row)
 }
 
 /// Whether the caller counts the change a request's rows make in the wallet's caches itself.

@@ -732,21 +732,13 @@ impl People {
         (now_ms < entry.expires_ms).then_some(entry.person)
     }
 
-    /// Whether a balance payment from `payer_id` to `payee_phone` with this PIN would read
-    /// nothing but memory and write nothing before its transfer: the right PIN with no failed
-    /// attempts to clear, and the payee, both classes and the payer's spending in the caches.
-    /// Such a payment may run where a thread must not block ([`super::p2p::send_async`],
-    /// which then skips [`People::check_pin`]: it would find what this found). Any other goes
-    /// the blocking way, which fills the caches for the next one.
-    pub fn pays_from_memory(
-        &self,
-        payer_id: i64,
-        pin_text: &str,
-        payee_phone: &Phone,
-        now_ms: i64,
-    ) -> bool {
-        let generation = self.db.generation();
-        let Some(pin_row) = self.hot.pins.get(&payer_id, generation) else {
+    /// Whether this PIN is the payer's, with no failed attempts to clear and no lockout, as
+    /// far as memory knows; `false` also when it does not know. Then [`People::check_pin`]
+    /// would answer `Ok` without writing, so a payment that runs where a thread must not block
+    /// ([`super::p2p::send_from_memory`]) may skip it. Any other goes the blocking way, which
+    /// records a failure and fills the cache.
+    pub fn pin_right_in_memory(&self, payer_id: i64, pin_text: &str, now_ms: i64) -> bool {
+        let Some(pin_row) = self.hot.pins.get(&payer_id, self.db.generation()) else {
             return false;
         };
         let pin = Pin::parse(pin_text).ok();
@@ -757,21 +749,34 @@ impl People {
             &self.lockout,
             now_ms,
         );
-        if !right || after != before || before.check_unlocked(now_ms).is_err() {
-            return false;
-        }
-        let lookup = self.phone_lookup(payee_phone);
-        let Some(payee_id) = self.hot.users_by_phone.get(&lookup, generation) else {
-            return false;
-        };
-        let windows_ms = spending_windows_ms(now_ms);
-        self.hot.classes.get(&payer_id, generation).is_some()
-            && self.hot.classes.get(&payee_id, generation).is_some()
-            && self
-                .hot
-                .spending
-                .get(&payer_id, generation)
-                .is_some_and(|spending| spending.holds_at(windows_ms, now_ms))
+        right && after == before && before.check_unlocked(now_ms).is_ok()
+    }
+
+    /// [`People::user_id_by_phone`] from memory only: `None` when it would have to read.
+    pub fn user_id_by_phone_in_memory(&self, phone: &Phone) -> Option<i64> {
+        let lookup = self.phone_lookup(phone);
+        self.hot.users_by_phone.get(&lookup, self.db.generation())
+    }
+
+    /// [`People::class`] from memory only: `None` when it would have to read.
+    pub fn class_in_memory(&self, user_id: i64) -> Option<RealNameClass> {
+        self.hot.classes.get(&user_id, self.db.generation())
+    }
+
+    /// [`People::payer_standing`] from memory only: `None` when it would have to read.
+    pub fn payer_standing_in_memory(
+        &self,
+        payer: &PersonLock<'_>,
+        now_ms: i64,
+    ) -> Option<(RealNameClass, BalanceUsage)> {
+        let class = self.class_in_memory(payer.user_id)?;
+        let spending = self
+            .hot
+            .spending
+            .get(&payer.user_id, self.db.generation())?;
+        spending
+            .holds_at(spending_windows_ms(now_ms), now_ms)
+            .then_some((class, spending.usage))
     }
 
     /// Counts a payment the payer just made, written with

@@ -156,6 +156,15 @@ fn a_transfer_waits_for_its_payee() {
         .as_str()
         .unwrap()
         .to_owned();
+    // A retry from a payer who paid a moment ago (in memory, so it starts on the request's own
+    // task) is told what the first try did.
+    let retried = send("t2", 3_000, "13912345678");
+    assert_eq!(
+        (retried.status, retried.json()["transfer_id"].as_str()),
+        (201, Some(second.as_str())),
+        "{}",
+        retried.body
+    );
     let by_payer = server.send(
         "POST",
         &format!("/api/v1/transfers/{second}/accept"),
