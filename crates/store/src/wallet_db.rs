@@ -107,10 +107,10 @@ impl WalletDb {
         // Dropping the sender stops the keeper at once, even in the middle of a rest.
         let (keeper_stop, keeper_stopped) = flume::bounded::<()>(1);
         let log_keeper = match keeper_connection {
-            Some(mut connection) => Some(
+            Some(connection) => Some(
                 std::thread::Builder::new()
                     .name("zhifu-wallet-log".into())
-                    .spawn(move || keep_log(&mut connection, &keeper_stopped))
+                    .spawn(move || keep_log(&connection, &keeper_stopped))
                     .map_err(|e| {
                         StoreError::Open(format!("cannot start the wallet log keeper: {e}"))
                     })?,
@@ -273,7 +273,7 @@ impl Drop for WalletDb {
 /// Checkpoints the wallet's log every 100 milliseconds until the store stops, so that each
 /// checkpoint (and its fsync) is small and none of them runs inside a commit that callers
 /// wait for.
-fn keep_log(connection: &mut rusqlite::Connection, stopped: &flume::Receiver<()>) {
+fn keep_log(connection: &rusqlite::Connection, stopped: &flume::Receiver<()>) {
     loop {
         let rest_ms = match crate::sqlite::checkpoint_beside_writer(connection) {
             Ok(()) => LOG_KEEPING_INTERVAL_MS,
