@@ -218,11 +218,7 @@ const BUSY_SLEEP_US: u64 = 100;
 /// SQLite's busy handler for every connection to the ledger's and the wallet's files: wait
 /// for a lock [`BUSY_TIMEOUT_MS`] in all, in short sleeps.
 pub(crate) fn wait_for_lock(tries: i32) -> bool {
-    sleep_if_below(tries, (BUSY_TIMEOUT_MS * 1_000 / BUSY_SLEEP_US) as i32)
-}
-
-fn sleep_if_below(tries: i32, tries_max: i32) -> bool {
-    if tries >= tries_max {
+    if i64::from(tries) >= (BUSY_TIMEOUT_MS * 1_000 / BUSY_SLEEP_US) as i64 {
         return false;
     }
     std::thread::sleep(std::time::Duration::from_micros(BUSY_SLEEP_US));

@@ -176,9 +176,10 @@ pub fn send(
             };
         }
     };
-    let answer = engine.create_transfers_recorded(vec![hold.transfer.clone()], hold.records());
+    let PlannedHold { transfer, row } = hold;
+    let made = TransferRecord::P2pMade(row.clone());
+    let answer = engine.create_transfers_recorded(vec![transfer], vec![made]);
     let codes = answered(people, answer, Counted::IfMadeNow)?;
-    let PlannedHold { row, .. } = hold;
     match codes.as_slice() {
         [TransferCode::Ok] => {}
         // A retry: the row its first try wrote (or, from an older version, this one).
@@ -228,11 +229,12 @@ pub async fn send_from_memory(
     let Ok(hold) = plan_hold(limits, &order, payee_id, standing) else {
         return Ok(None);
     };
+    let PlannedHold { transfer, row } = hold;
+    let made = TransferRecord::P2pMade(row.clone());
     let answer = engine
-        .create_transfers_recorded_async(vec![hold.transfer.clone()], hold.records())
+        .create_transfers_recorded_async(vec![transfer], vec![made])
         .await;
     let codes = answered(people, answer, Counted::IfMadeNow)?;
-    let PlannedHold { row, .. } = hold;
     match codes.as_slice() {
         [TransferCode::Ok] => {}
         [TransferCode::Exists] => return Ok(None),
@@ -267,12 +269,6 @@ struct Standing {
 struct PlannedHold {
     transfer: NewTransfer,
     row: P2pRow,
-}
-
-impl PlannedHold {
-    fn records(&self) -> Vec<TransferRecord> {
-        vec![TransferRecord::P2pMade(self.row.clone())]
-    }
 }
 
 /// The ledger's id of the order's hold, and that id as the API shows it.
@@ -322,7 +318,7 @@ fn plan_hold(
     Ok(PlannedHold { transfer, row })
 }
 
-/// Why the ledger did not make a new hold, other than `ok` and `exists`.
+/// Why the ledger did not make one transfer between people, other than `ok` and `exists`.
 fn refused_by_ledger(codes: &[TransferCode]) -> P2pError {
     match codes {
         [TransferCode::ExistsWithDifferentPayload] => P2pError::KeyReused,
@@ -442,9 +438,7 @@ pub(crate) fn create_one(
 ) -> Result<(), P2pError> {
     match create_recorded(people, engine, vec![transfer], records, Counted::Never)?.as_slice() {
         [TransferCode::Ok | TransferCode::Exists] => Ok(()),
-        [TransferCode::ExistsWithDifferentPayload] => Err(P2pError::KeyReused),
-        [code] => Err(P2pError::Ledger(*code)),
-        _ => unreachable!("one transfer, one code"),
+        codes => Err(refused_by_ledger(codes)),
     }
 }
 

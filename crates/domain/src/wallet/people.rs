@@ -488,10 +488,11 @@ impl People {
 
     /// The person's real-name class.
     pub fn class(&self, user_id: i64) -> Result<RealNameClass, PeopleError> {
-        let generation = self.db.generation();
-        if let Some(class) = self.hot.classes.get(&user_id, generation) {
+        if let Some(class) = self.class_in_memory(user_id) {
             return Ok(class);
         }
+        // Read before the records, so that a write in between leaves this entry untrusted.
+        let generation = self.db.generation();
         let class = class_of(self.db.read(|s| s.identity(user_id))?.as_ref());
         self.hot.classes.put(user_id, generation, class);
         Ok(class)
@@ -693,13 +694,12 @@ impl People {
     ) -> Result<(RealNameClass, BalanceUsage), PeopleError> {
         let user_id = payer.user_id;
         let class = self.class(user_id)?;
-        let windows_ms = spending_windows_ms(now_ms);
-        let generation = self.db.generation();
-        if let Some(spending) = self.hot.spending.get(&user_id, generation)
-            && spending.holds_at(windows_ms, now_ms)
-        {
-            return Ok((class, spending.usage));
+        if let Some(usage) = self.spending_in_memory(user_id, now_ms) {
+            return Ok((class, usage));
         }
+        let windows_ms = spending_windows_ms(now_ms);
+        // Read before the records, so that a write in between leaves this entry untrusted.
+        let generation = self.db.generation();
         let spent = self
             .db
             .read(|s| s.balance_spent(user_id, windows_ms, now_ms))?;
@@ -770,13 +770,15 @@ impl People {
         now_ms: i64,
     ) -> Option<(RealNameClass, BalanceUsage)> {
         let class = self.class_in_memory(payer.user_id)?;
-        let spending = self
-            .hot
-            .spending
-            .get(&payer.user_id, self.db.generation())?;
+        Some((class, self.spending_in_memory(payer.user_id, now_ms)?))
+    }
+
+    /// What the payer spent, as the limits sum it at `now_ms`, if memory holds it.
+    fn spending_in_memory(&self, user_id: i64, now_ms: i64) -> Option<BalanceUsage> {
+        let spending = self.hot.spending.get(&user_id, self.db.generation())?;
         spending
             .holds_at(spending_windows_ms(now_ms), now_ms)
-            .then_some((class, spending.usage))
+            .then_some(spending.usage)
     }
 
     /// Counts a payment the payer just made, written with
